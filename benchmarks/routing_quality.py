@@ -1,0 +1,106 @@
+"""Routing quality on the four dev datasets: every estimator against a task-label router.
+
+Each dataset is split 70/30 by prompt (seeded; no prompt text on both sides). Routers are
+trained on the 70% and swept on the 30%; the task-label router is told each test prompt's
+``task`` and picks, for each cost weight, the model with the best train-set utility for
+that task. Prints AIQ, iso-quality cost ratio, max quality and quality at 0.25x / 0.5x of
+the best single model's cost (and APGR / CPT for the two-model pool).
+
+    .venv/bin/python benchmarks/routing_quality.py [--datasets routerbench mmlupro ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from switchman.data import OutcomeMatrices, load_outcomes, split_by_prompt, to_matrices
+from switchman.embed import default_encoder
+from switchman.estimates import Estimates
+from switchman.estimators import ROUTER_NAMES
+from switchman.eval import metrics
+from switchman.eval.run import SweepResult, encode, score_picks, sweep_router
+from switchman.eval.sweep import sweep_picks
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
+DATASETS = ("routerbench", "mmlupro", "llmrouter", "routellm")
+N_POINTS = 41
+
+
+def task_label_estimates(train: OutcomeMatrices, test: OutcomeMatrices) -> Estimates:
+    """Each test prompt gets its task's train-set mean quality and cost per model."""
+    overall_q, overall_c = train.quality.mean(axis=0), train.cost.mean(axis=0)
+    by_task = {}
+    for task in np.unique(train.tasks):
+        rows = train.tasks == task
+        by_task[task] = (train.quality[rows].mean(axis=0), train.cost[rows].mean(axis=0))
+    quality = np.stack([by_task.get(t, (overall_q, overall_c))[0] for t in test.tasks])
+    cost = np.stack([by_task.get(t, (overall_q, overall_c))[1] for t in test.tasks])
+    return Estimates(tuple(train.models), quality, cost)
+
+
+def run_dataset(name: str, encoder) -> dict:  # noqa: ANN001 - any Encoder
+    started = time.perf_counter()
+    train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=0)
+    train, test = to_matrices(train_df), to_matrices(test_df)
+    train_x = encode(train, encoder, training=True)
+    test_x = encode(test, encoder, training=False)
+    results: dict[str, SweepResult] = {}
+    for router in ROUTER_NAMES:
+        results[router] = sweep_router(router, train, test, train_x, test_x, N_POINTS)
+    weights, picks = sweep_picks(task_label_estimates(train, test), N_POINTS)
+    results["task-label"] = score_picks(test, weights, picks, "task-label")
+    summary = metrics.summarize(test.quality, test.cost, test.models,
+                                {n: r.points for n, r in results.items()},
+                                {n: r.strong_shares for n, r in results.items()})
+    summary["seconds"] = time.perf_counter() - started
+    summary["n_train"] = train.n_prompts
+    return summary
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "never" if value is None else format(value, spec)
+
+
+def print_summary(name: str, summary: dict) -> None:
+    best = summary["best_single"]
+    oracle = summary["oracle"]
+    print(f"\n## {name}: {summary['n_train']} train / {summary['n_prompts']} test prompts, "
+          f"{len(summary['models'])} models ({summary['seconds']:.0f} s)")
+    print(f"best single {best['model']}: quality {best['quality']:.4f} at ${best['cost']:.3g}; "
+          f"oracle {oracle['quality']:.4f} at ${oracle['cost']:.3g}")
+    two = len(summary["models"]) == 2
+    header = f"{'router':<12} {'AIQ':>7} {'iso-cost':>9} {'max q':>7} {'q@0.25x':>8} {'q@0.5x':>8}"
+    print(header + ("  APGR  CPT50  CPT80" if two else ""))
+    rows = dict(summary["routers"])
+    rows["(singles)"] = summary["single_frontier"]
+    for router, row in rows.items():
+        line = (f"{router:<12} {_fmt(row['aiq'], '.4f'):>7} "
+                f"{_fmt(row['iso_quality_cost_ratio'], '.3f'):>9} "
+                f"{_fmt(row['max_quality'], '.4f'):>7} {_fmt(row['quality_at_0.25x'], '.4f'):>8} "
+                f"{_fmt(row['quality_at_0.5x'], '.4f'):>8}")
+        if two and "apgr" in row:
+            line += (f" {_fmt(row['apgr'], '.3f'):>5} {_fmt(row['cpt50'], '.3f'):>6} "
+                     f"{_fmt(row['cpt80'], '.3f'):>6}")
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"routing data not found at {DATA}", file=sys.stderr)
+        return 2
+    encoder = default_encoder()
+    for name in args.datasets:
+        print_summary(name, run_dataset(name, encoder))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

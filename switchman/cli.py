@@ -1,0 +1,140 @@
+"""The ``switchman`` command: train, route, eval, and the gateway's serve/config/spend.
+
+Every user mistake (a missing file, a bad column, an incompatible router directory) ends
+as one line ``switchman: error: ...`` naming the file and the problem, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from switchman import __version__
+
+log = logging.getLogger("switchman")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("needs at least 2")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from switchman.estimators import ROUTER_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="switchman",
+        description="Route each LLM request to the cheapest model expected to answer well.",
+    )
+    parser.add_argument("--version", action="version", version=f"switchman {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a router on an outcomes table")
+    train.add_argument("--data", required=True, type=Path,
+                       help="outcomes table (.parquet, .jsonl, .csv; RouterBench .pkl/.csv; "
+                            "LLMRouter .json)")
+    train.add_argument("--router", default="default", choices=ROUTER_NAMES,
+                       help="estimator family (default: the stacked blend of all families)")
+    train.add_argument("--out", required=True, type=Path, help="directory to save the router")
+    train.add_argument("--prices", type=Path,
+                       help="price table (prices.json shape) for costs a source lacks")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
+
+    route = commands.add_parser("route", help="route prompts with a trained router")
+    route.add_argument("--router", required=True, type=Path, help="trained router directory")
+    route.add_argument("--prompts", required=True, type=Path,
+                       help="prompts table with prompt_id and prompt (other columns ignored)")
+    route.add_argument("--out", required=True, type=Path, help="decisions .parquet to write")
+    route.add_argument("--points", type=_positive_int, default=25,
+                       help="operating points from cheapest to best quality (default 25)")
+    route.set_defaults(func=_route)
+
+    evaluate = commands.add_parser(
+        "eval", help="train on one table, evaluate on another, write a report")
+    evaluate.add_argument("--train", required=True, type=Path, help="training outcomes table")
+    evaluate.add_argument("--test", required=True, type=Path, help="test outcomes table")
+    evaluate.add_argument("--router", action="append", choices=ROUTER_NAMES,
+                          help="router(s) to evaluate; repeatable (default: default)")
+    evaluate.add_argument("--out", required=True, type=Path, help="report directory")
+    evaluate.add_argument("--points", type=_positive_int, default=41,
+                          help="operating points per router (default 41)")
+    evaluate.add_argument("--prices", type=Path, help="price table for costs a source lacks")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.set_defaults(func=_eval)
+
+    try:
+        from switchman.gateway.commands import register
+    except ImportError:  # the gateway extra is not installed
+        log.debug("gateway commands unavailable", exc_info=True)
+    else:
+        register(commands)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from switchman.data import load_outcomes
+    from switchman.router import new_router
+
+    outcomes = load_outcomes(args.data, prices=args.prices)
+    router = new_router(args.router, seed=args.seed)
+    router.fit(outcomes, show_progress=True)
+    router.save(args.out)
+    log.info("trained %s router on %s: %d models, default cost weight %.4g; saved to %s",
+             args.router, args.data, len(router.models), router.default_cost_weight, args.out)
+    return 0
+
+
+def _route(args: argparse.Namespace) -> int:
+    from switchman.data import load_prompts
+    from switchman.eval.sweep import sweep_decisions
+    from switchman.router import Router
+
+    router = Router.load(args.router)
+    prompts = load_prompts(args.prompts)
+    estimates = router.estimate(prompts["prompt"].tolist(), show_progress=True)
+    decisions = sweep_decisions(estimates, prompts["prompt_id"].tolist(), args.points)
+    _write_parquet(decisions, args.out)
+    log.info("routed %d prompts at %d operating points to %s",
+             len(prompts), decisions["point"].nunique(), args.out)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from switchman.eval.run import run_evaluation
+
+    summary_table = run_evaluation(
+        train_path=args.train, test_path=args.test, routers=args.router or ["default"],
+        out_dir=args.out, n_points=args.points, prices_path=args.prices, seed=args.seed,
+    )
+    sys.stdout.write(summary_table + "\n")
+    return 0
+
+
+def _write_parquet(frame, path: Path) -> None:  # noqa: ANN001 - a pandas DataFrame
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True)
+    frame.to_parquet(path, index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return int(args.func(args))
+    except (ValueError, OSError) as exc:  # DataError, RouterLoadError, config errors are these
+        parser.exit(2, f"switchman: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "switchman: interrupted\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

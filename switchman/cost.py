@@ -1,0 +1,84 @@
+"""Predict each model's dollar cost for a prompt before any model has seen it.
+
+cost = input tokens x input price + expected output tokens x output price. Input tokens
+follow from the prompt's length; output tokens are model- and prompt-dependent (a coder
+model writing a function vs. a one-letter answer), so they are regressed on the prompt's
+features. Prices come from a price table where one is given, otherwise they are recovered
+from the training outcomes by non-negative least squares on the observed token counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.linear_model import Ridge
+
+from switchman.estimators.base import Features
+
+
+class CostModel:
+    def __init__(self, alpha: float = 10.0) -> None:
+        self.alpha = alpha
+
+    def fit(
+        self,
+        features: Features,
+        models: list[str],
+        input_tokens: np.ndarray,
+        output_tokens: np.ndarray,
+        cost: np.ndarray,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+    ) -> CostModel:
+        """Learn tokens-per-character, per-model prices and output lengths.
+
+        ``input_tokens`` is (n,), ``output_tokens`` and ``cost`` are (n, n_models).
+        """
+        chars = np.expm1(features.log_chars)
+        design = np.column_stack([chars, np.ones_like(chars)])
+        self.tokens_per_char_, self.token_offset_ = nnls(design, input_tokens.astype(float))[0]
+        self.price_per_token_ = np.zeros((len(models), 2))  # (input, output) USD per token
+        for j, model in enumerate(models):
+            if prices is not None and model in prices:
+                self.price_per_token_[j] = np.asarray(prices[model]) / 1e6
+            else:
+                tokens = np.column_stack([input_tokens, output_tokens[:, j]]).astype(float)
+                self.price_per_token_[j] = nnls(tokens, cost[:, j])[0]
+        ridge = Ridge(alpha=self.alpha).fit(features.dense(), np.log1p(output_tokens))
+        self.output_coef_ = ridge.coef_.T.astype(np.float32)  # (d + 1, n_models)
+        self.output_intercept_ = np.asarray(ridge.intercept_, dtype=np.float32)
+        # exp of a mean log under-estimates the mean: rescale so training means are matched.
+        fitted = np.expm1(features.dense() @ self.output_coef_ + self.output_intercept_)
+        self.output_scale_ = output_tokens.mean(axis=0) / np.maximum(fitted.mean(axis=0), 1e-9)
+        return self
+
+    def input_tokens(self, features: Features) -> np.ndarray:
+        return self.tokens_per_char_ * np.expm1(features.log_chars) + self.token_offset_
+
+    def output_tokens(self, features: Features) -> np.ndarray:
+        log_tokens = features.dense() @ self.output_coef_ + self.output_intercept_
+        return np.maximum(np.expm1(log_tokens), 1.0) * self.output_scale_
+
+    def predict(self, features: Features) -> np.ndarray:
+        """Expected dollars (n_prompts, n_models)."""
+        tin = self.input_tokens(features)[:, None]
+        tout = self.output_tokens(features)
+        return tin * self.price_per_token_[:, 0] + tout * self.price_per_token_[:, 1]
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "token_fit": np.array([self.tokens_per_char_, self.token_offset_]),
+            "price_per_token": self.price_per_token_,
+            "output_coef": self.output_coef_,
+            "output_intercept": self.output_intercept_,
+            "output_scale": self.output_scale_,
+        }
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> CostModel:
+        self.tokens_per_char_, self.token_offset_ = (float(v) for v in arrays["token_fit"])
+        self.price_per_token_ = arrays["price_per_token"]
+        self.output_coef_ = arrays["output_coef"]
+        self.output_intercept_ = arrays["output_intercept"]
+        self.output_scale_ = arrays["output_scale"]
+        return self

@@ -1,0 +1,61 @@
+"""k-nearest neighbours: the observed outcomes of the most similar training prompts.
+
+Neighbours are weighted by cosine similarity (exp((sim - 1) / temperature), so a near
+duplicate counts fully and a loose match little) and the weighted mean is shrunk toward the
+per-model prior in proportion to how little neighbour weight there is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from switchman.estimators.base import Features, QualityEstimator, shrink
+
+_CHUNK = 1024  # query rows per similarity block: bounds memory on large batches
+
+
+class KNNEstimator(QualityEstimator):
+    kind = "knn"
+
+    def __init__(self, k: int = 20, temperature: float = 0.1, shrinkage: float = 1.0) -> None:
+        self.k = k
+        self.temperature = temperature
+        self.shrinkage = shrinkage
+
+    def fit(self, features: Features, quality: np.ndarray,
+            cost: np.ndarray | None = None) -> KNNEstimator:
+        self.train_embeddings_ = np.ascontiguousarray(features.embeddings, dtype=np.float32)
+        self.train_quality_ = quality.astype(np.float32)
+        self.prior_ = quality.mean(axis=0)
+        return self
+
+    def predict(self, features: Features) -> np.ndarray:
+        n = len(features)
+        out = np.empty((n, self.train_quality_.shape[1]))
+        k = min(self.k, self.train_embeddings_.shape[0])
+        for start in range(0, n, _CHUNK):
+            sims = features.embeddings[start : start + _CHUNK] @ self.train_embeddings_.T
+            if k < sims.shape[1]:
+                idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            else:
+                idx = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+            top = np.take_along_axis(sims, idx, axis=1)
+            weights = np.exp((top - 1.0) / self.temperature)
+            totals = np.einsum("qk,qkm->qm", weights, self.train_quality_[idx])
+            out[start : start + _CHUNK] = shrink(
+                totals, weights.sum(axis=1, keepdims=True), self.prior_[None, :], self.shrinkage
+            )
+        return out
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "train_embeddings": self.train_embeddings_,
+            "train_quality": self.train_quality_,
+            "prior": self.prior_,
+        }
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> KNNEstimator:
+        self.train_embeddings_ = arrays["train_embeddings"]
+        self.train_quality_ = arrays["train_quality"]
+        self.prior_ = arrays["prior"]
+        return self

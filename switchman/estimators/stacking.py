@@ -1,0 +1,133 @@
+"""The default estimator: a per-model non-negative blend of the other families.
+
+Each base estimator is fitted on k-1 folds and predicts the held-out fold; those
+out-of-fold predictions are the inputs of a per-model non-negative least-squares blend.
+Because the blend is fitted on predictions for prompts the bases never saw, it learns how
+far to trust each family on this data, and can always fall back to the best single one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.model_selection import KFold
+
+from switchman import policy
+from switchman.estimates import Estimates
+from switchman.estimators.base import Features, QualityEstimator
+from switchman.eval import metrics
+
+log = logging.getLogger(__name__)
+
+
+def routing_aiq(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
+                n_points: int = 25) -> float:
+    """AIQ of sweeping the policy over ``predicted`` quality, scored on ``observed``."""
+    estimates = Estimates(tuple(range(predicted.shape[1])), predicted, cost)
+    rows = np.arange(predicted.shape[0])
+    points = []
+    for w in policy.cost_weight_sweep(estimates, n_points):
+        picks = policy.choose(estimates, float(w))
+        points.append((cost[rows, picks].mean(), observed[rows, picks].mean()))
+    return metrics.aiq(points, float(cost.mean(axis=0).max()))
+
+
+class StackingEstimator(QualityEstimator):
+    kind = "stacking"
+
+    def __init__(self, bases: list[QualityEstimator], n_folds: int = 5, seed: int = 0) -> None:
+        self.bases = bases
+        self.n_folds = n_folds
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "bases": [{"kind": b.kind, "params": b.get_params()} for b in self.bases],
+            "n_folds": self.n_folds,
+            "seed": self.seed,
+        }
+
+    def fit(self, features: Features, quality: np.ndarray,
+            cost: np.ndarray | None = None) -> StackingEstimator:
+        """Blend the bases; with ``cost``, keep whichever candidate routes best out of fold.
+
+        Candidates are the least-squares blend, the plain average of the non-prior bases, and
+        each base alone. Least squares minimises squared error, but what matters is how well
+        the predictions *rank* models per prompt across the whole cost range, so the choice
+        among candidates is made on the routing AIQ of their out-of-fold predictions.
+        """
+        oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
+        candidates = self._candidates(oof, quality)
+        if cost is None:
+            self.selected_ = "blend"
+        else:
+            scores = {name: routing_aiq(self._blend(oof, *wb), cost, quality)
+                      for name, wb in candidates.items()}
+            self.selected_ = max(scores, key=scores.__getitem__)
+            log.info("stacking: out-of-fold AIQ %s; selected %s",
+                     {k: round(v, 4) for k, v in scores.items()}, self.selected_)
+        self.weights_, self.intercept_ = candidates[self.selected_]
+        self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
+        for base in self.bases:
+            base.fit(features, quality, cost)
+        return self
+
+    def _candidates(self, oof: np.ndarray,
+                    quality: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        n_bases, n_models = len(self.bases), quality.shape[1]
+        weights, intercept = np.zeros((n_models, n_bases)), np.zeros(n_models)
+        for j in range(n_models):
+            x = oof[:, :, j].T
+            x_mean, y_mean = x.mean(axis=0), quality[:, j].mean()
+            weights[j], _ = nnls(x - x_mean, quality[:, j] - y_mean)
+            intercept[j] = y_mean - x_mean @ weights[j]
+        candidates = {"blend": (weights, intercept)}
+        local = [b for b, base in enumerate(self.bases) if base.kind != "prior"]
+        if local:
+            average = np.zeros((n_models, n_bases))
+            average[:, local] = 1.0 / len(local)
+            candidates["average"] = (average, np.zeros(n_models))
+        for b, base in enumerate(self.bases):
+            one = np.zeros((n_models, n_bases))
+            one[:, b] = 1.0
+            candidates[f"{b}:{base.kind}"] = (one, np.zeros(n_models))
+        return candidates
+
+    def out_of_fold(self, features: Features, quality: np.ndarray) -> np.ndarray:
+        """Each base's predictions for every training prompt, from a fit that excluded it."""
+        oof = np.zeros((len(self.bases), *quality.shape))
+        folds = KFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
+        for train_idx, held_idx in folds.split(features.embeddings):
+            train, held = features.rows(train_idx), features.rows(held_idx)
+            for b, base in enumerate(self.bases):
+                base.fit(train, quality[train_idx])
+                oof[b, held_idx] = base.predict(held)
+        return oof
+
+    @staticmethod
+    def _blend(predictions: np.ndarray, weights: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        blended = np.einsum("bnm,mb->nm", predictions, weights) + intercept
+        return np.clip(blended, 0.0, 1.0)
+
+    def predict(self, features: Features) -> np.ndarray:
+        predictions = np.stack([base.predict(features) for base in self.bases])
+        return self._blend(predictions, self.weights_, self.intercept_)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"weights": self.weights_, "intercept": self.intercept_}
+        for b, base in enumerate(self.bases):
+            for key, value in base.state_arrays().items():
+                arrays[f"base{b}.{key}"] = value
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> StackingEstimator:
+        self.weights_ = arrays["weights"]
+        self.intercept_ = arrays["intercept"]
+        for b, base in enumerate(self.bases):
+            prefix = f"base{b}."
+            base.load_state({k[len(prefix):]: v for k, v in arrays.items()
+                             if k.startswith(prefix)})
+        return self

@@ -1,0 +1,106 @@
+"""Train routers on one outcomes table, sweep them on another, and report.
+
+Shared by ``switchman eval`` and the benchmarks, so the figures a user sees and the ones
+we publish come from the same code. Every router sees only prompt text at test time; the
+test table's quality and cost are used solely to score the decisions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from switchman.data import OutcomeMatrices, load_outcomes, to_matrices
+from switchman.embed import Encoder, default_encoder
+from switchman.estimators import Features
+from switchman.eval import metrics
+from switchman.eval.report import format_table, write_report
+from switchman.eval.sweep import sweep_picks
+from switchman.pool import load_price_table
+from switchman.router import new_router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    """A router's operating points on a test set and the decisions behind them."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)  # (mean cost, mean quality)
+    strong_shares: list[float] = field(default_factory=list)
+    decisions: pd.DataFrame | None = None
+
+
+def encode(matrices: OutcomeMatrices, encoder: Encoder, training: bool) -> Features:
+    """Features for a table's prompts (the router's own recipe); task labels only to train."""
+    embeddings = encoder.encode(matrices.prompts, show_progress=True)
+    chars = np.fromiter((len(p) for p in matrices.prompts), dtype=np.float64)
+    return Features(embeddings, np.log1p(chars), matrices.tasks if training else None)
+
+
+def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
+                name: str) -> SweepResult:
+    """Observed operating points of a sweep's picks (n_points, n_prompts) on ``test``."""
+    rows = np.arange(picks.shape[1])
+    strong = int(np.argmax(test.quality.mean(axis=0)))
+    result = SweepResult()
+    frames = []
+    for point, (w, chosen) in enumerate(zip(weights, picks, strict=True)):
+        result.points.append(metrics.operating_point(test.quality, test.cost, chosen))
+        result.strong_shares.append(float(np.mean(chosen == strong)))
+        frames.append(pd.DataFrame({
+            "router": name, "point": point, "cost_weight": float(w),
+            "prompt_id": test.prompt_ids, "model": np.asarray(test.models, dtype=object)[chosen],
+            "quality": test.quality[rows, chosen], "cost_usd": test.cost[rows, chosen],
+        }))
+    result.decisions = pd.concat(frames, ignore_index=True)
+    return result
+
+
+def sweep_router(name: str, train: OutcomeMatrices, test: OutcomeMatrices,
+                 train_features: Features, test_features: Features, n_points: int,
+                 prices: Mapping[str, tuple[float, float]] | None = None,
+                 seed: int = 0) -> SweepResult:
+    """Fit router ``name`` on ``train`` and score its sweep on ``test``."""
+    if list(train.models) != list(test.models):
+        raise ValueError(f"train and test tables have different models: {train.models} vs "
+                         f"{test.models}")
+    router = new_router(name, seed=seed)
+    router.fit_features(train_features, train.models, train.quality, train.cost,
+                        train.input_tokens, train.output_tokens, prices)
+    weights, picks = sweep_picks(router.estimate_features(test_features), n_points)
+    return score_picks(test, weights, picks, name)
+
+
+def run_evaluation(train_path: Path, test_path: Path, routers: Sequence[str], out_dir: Path,
+                   n_points: int = 41, prices_path: Path | None = None, seed: int = 0,
+                   encoder: Encoder | None = None) -> str:
+    """``switchman eval``: writes summary.json, decisions.parquet and the report."""
+    prices = load_price_table(prices_path) if prices_path else None
+    train = to_matrices(load_outcomes(train_path, prices=prices))
+    test = to_matrices(load_outcomes(test_path, prices=prices))
+    encoder = encoder or default_encoder()
+    train_features = encode(train, encoder, training=True)
+    test_features = encode(test, encoder, training=False)
+    results = {name: sweep_router(name, train, test, train_features, test_features, n_points,
+                                  prices, seed)
+               for name in dict.fromkeys(routers)}
+    summary = metrics.summarize(test.quality, test.cost, test.models,
+                                {n: r.points for n, r in results.items()},
+                                {n: r.strong_shares for n, r in results.items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    pd.concat([r.decisions for r in results.values()], ignore_index=True).to_parquet(
+        out_dir / "decisions.parquet", index=False)
+    singles = metrics.single_model_points(test.quality, test.cost, test.models)
+    write_report(summary, {n: r.points for n, r in results.items()}, singles,
+                 metrics.oracle_point(test.quality, test.cost), out_dir,
+                 title=f"switchman: {train_path.name} -> {test_path.name}")
+    log.info("wrote summary.json, decisions.parquet and the report to %s", out_dir)
+    return format_table(summary)

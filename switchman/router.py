@@ -1,0 +1,187 @@
+"""Router = features (encoder) + quality estimator + cost model; saved as JSON plus arrays.
+
+The router predicts; the policy decides. ``estimate`` gives every model's expected quality
+and cost for a batch of prompts, and any policy in ``switchman.policy`` turns that into
+choices. A saved router is a directory with ``router.json`` (format version, names,
+hyper-parameters) and ``arrays.npz`` (learned state, loaded with ``allow_pickle=False``):
+no pickled code, so loading a router never runs anything from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from switchman import policy
+from switchman.cost import CostModel
+from switchman.data import to_matrices
+from switchman.embed import Encoder, default_encoder, encoder_by_name
+from switchman.estimates import Estimates
+from switchman.estimators import (
+    Features,
+    QualityEstimator,
+    estimator_from_params,
+    make_estimator,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CONFIG_FILE = "router.json"
+_ARRAYS_FILE = "arrays.npz"
+
+
+class RouterLoadError(ValueError):
+    """A router directory that is missing, incomplete or from an incompatible version."""
+
+
+class Router:
+    """A trained router over a fixed list of models."""
+
+    def __init__(self, estimator: QualityEstimator, encoder: Encoder | None = None,
+                 name: str = "default") -> None:
+        self.estimator = estimator
+        self.encoder = encoder
+        self.name = name
+
+    def _encoder(self) -> Encoder:
+        if self.encoder is None:
+            self.encoder = default_encoder()
+        return self.encoder
+
+    def features(self, prompts: Sequence[str], show_progress: bool = False) -> Features:
+        embeddings = self._encoder().encode(list(prompts), show_progress=show_progress)
+        chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
+        return Features(embeddings, np.log1p(chars))
+
+    def fit(self, outcomes: pd.DataFrame,
+            prices: Mapping[str, tuple[float, float]] | None = None,
+            show_progress: bool = False) -> Router:
+        """Train on a validated outcomes table (see ``switchman.data``)."""
+        matrices = to_matrices(outcomes)
+        features = replace(self.features(matrices.prompts, show_progress=show_progress),
+                           tasks=matrices.tasks)
+        return self.fit_features(features, matrices.models, matrices.quality, matrices.cost,
+                                 matrices.input_tokens, matrices.output_tokens, prices)
+
+    def fit_features(self, features: Features, models: Sequence[str], quality: np.ndarray,
+                     cost: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
+                     prices: Mapping[str, tuple[float, float]] | None = None) -> Router:
+        """Train on already-encoded prompts (lets a benchmark encode once for many routers)."""
+        self.models_ = tuple(models)
+        self.cost_model_ = CostModel().fit(features, list(models), input_tokens, output_tokens,
+                                           cost, prices)
+        self.estimator.fit(features, quality, cost)
+        self.default_cost_weight_ = self._iso_quality_weight(features, quality)
+        return self
+
+    def _iso_quality_weight(self, features: Features, quality: np.ndarray) -> float:
+        """The cheapest cost weight whose (held-out) quality matches the best single model.
+
+        That is the gateway's default trade-off: the best model's quality for less money.
+        Out-of-fold predictions are used where the estimator has them, so the choice is not
+        flattered by in-sample fit.
+        """
+        predicted = getattr(self.estimator, "oof_quality_", None)
+        if predicted is None:
+            predicted = self.estimator.predict(features)
+        estimates = Estimates(self.models_, predicted, self.cost_model_.predict(features))
+        target = float(quality.mean(axis=0).max())
+        return policy.calibrate_cost_weight(estimates, target_quality=target,
+                                            observed_quality=quality)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.models_
+
+    @property
+    def default_cost_weight(self) -> float:
+        return self.default_cost_weight_
+
+    def estimate_features(self, features: Features) -> Estimates:
+        return Estimates(self.models_, self.estimator.predict(features),
+                         self.cost_model_.predict(features))
+
+    def estimate(self, prompts: Sequence[str], show_progress: bool = False) -> Estimates:
+        """Expected quality and cost of every model for every prompt."""
+        return self.estimate_features(self.features(prompts, show_progress=show_progress))
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "models": list(self.models_),
+            "encoder": self._encoder().name,
+            "default_cost_weight": self.default_cost_weight_,
+            "estimator": {"kind": self.estimator.kind, "params": self.estimator.get_params()},
+        }
+        arrays = {f"estimator.{k}": v for k, v in self.estimator.state_arrays().items()}
+        arrays.update({f"cost.{k}": v for k, v in self.cost_model_.state_arrays().items()})
+        np.savez(directory / _ARRAYS_FILE, **arrays)
+        (directory / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, encoder: Encoder | None = None) -> Router:
+        """Load a saved router; ``encoder`` overrides the one it names (tests, caches)."""
+        directory = Path(directory)
+        config = _read_config(directory)
+        try:
+            with np.load(directory / _ARRAYS_FILE, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise RouterLoadError(f"{directory}: cannot read {_ARRAYS_FILE}: {exc}") from exc
+        try:
+            estimator = estimator_from_params(config["estimator"]["kind"],
+                                              config["estimator"]["params"])
+            estimator.load_state(_strip(arrays, "estimator."))
+            router = cls(estimator, encoder or encoder_by_name(config["encoder"]),
+                         name=config["name"])
+            router.models_ = tuple(config["models"])
+            router.cost_model_ = CostModel().load_state(_strip(arrays, "cost."))
+            router.default_cost_weight_ = float(config["default_cost_weight"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RouterLoadError(f"{directory}: router files are inconsistent: {exc}") from exc
+        return router
+
+
+def _strip(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / _CONFIG_FILE
+    if not directory.is_dir():
+        raise RouterLoadError(f"{directory}: no such router directory")
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RouterLoadError(
+            f"{directory}: not a router directory ({_CONFIG_FILE} is missing)"
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RouterLoadError(f"{path}: cannot read: {exc}") from exc
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != FORMAT_VERSION:
+        raise RouterLoadError(
+            f"{path}: format_version {version!r} is not supported by this switchman "
+            f"(expects {FORMAT_VERSION}); retrain with `switchman train`"
+        )
+    return config
+
+
+def new_router(name: str = "default", encoder: Encoder | None = None, seed: int = 0) -> Router:
+    """An untrained router for one of ``switchman.estimators.ROUTER_NAMES``."""
+    return Router(make_estimator(name, seed=seed), encoder=encoder, name=name)
+
+
+__all__ = ["FORMAT_VERSION", "Router", "RouterLoadError", "new_router"]
