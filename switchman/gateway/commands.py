@@ -1,0 +1,154 @@
+"""The gateway's CLI subcommands: ``serve``, ``config check``, ``spend``.
+
+``switchman.cli`` calls :func:`register`; each subcommand sets ``func(args) -> exit code``.
+Heavy imports (uvicorn, the app, routers) happen inside the functions so ``switchman --help``
+stays fast. ``python -m switchman.gateway`` runs the same commands without the main CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _load(path: str | None) -> Any:
+    """The configuration at ``path`` (or $SWITCHMAN_CONFIG), else the default pool."""
+    from switchman.config import default_config, load_config
+
+    path = path or os.environ.get("SWITCHMAN_CONFIG")
+    return load_config(path) if path else default_config()
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from switchman.config import ConfigError
+    from switchman.gateway.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
+    try:
+        config = _load(args.config)
+    except (ConfigError, FileNotFoundError) as exc:
+        _err(f"switchman serve: {exc}")
+        return 2
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    uvicorn.run(create_app(config), host=host, port=port, access_log=config.server.access_log,
+                log_level="info", lifespan="on", timeout_graceful_shutdown=10)
+    return 0
+
+
+def _router_warnings(config: Any) -> list[str]:
+    """Problems that do not stop a gateway but change what routers can do."""
+    from switchman.gateway.scoring import MappedScorer, load_scorer
+    from switchman.gateway.service import unavailable_models
+
+    notes = [f"models: {name} unavailable: {why}"
+             for name, why in unavailable_models(config.models, os.environ).items()]
+    for i, rc in enumerate(config.routers):
+        if rc.path is None:
+            unset = [m.name for m in config.models if m.quality_prior is None]
+            if unset:
+                notes.append(f"routers[{i}] {rc.name}: no quality_prior for {unset}; "
+                             "they are scored with a neutral 0.5")
+            continue
+        try:
+            scorer = load_scorer(rc, config)
+        except Exception as exc:  # any load failure is a finding to report, not a crash
+            notes.append(f"routers[{i}].path: cannot load {rc.path}: {exc}")
+            continue
+        if isinstance(scorer, MappedScorer) and scorer.unknown_to_pool:
+            notes.append(f"routers[{i}] {rc.name}: router models not in the pool are ignored: "
+                         f"{list(scorer.unknown_to_pool)}")
+        missing = [m.name for m in config.models if m.name not in scorer.models]
+        if missing:
+            notes.append(f"routers[{i}] {rc.name}: pool models unknown to this router are "
+                         f"never chosen by it: {missing}")
+    return notes
+
+
+def config_check(args: argparse.Namespace) -> int:
+    from switchman.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        _err(f"{exc.source}: invalid configuration")
+        for problem in exc.problems:
+            _err(f"  {problem}")
+        return 1
+    _out(f"{args.file}: valid")
+    _out(f"  models:  {', '.join(m.name for m in config.models)}")
+    _out(f"  routers: {', '.join(r.name for r in config.routers)}")
+    if config.local:
+        _out(f"  local:   {', '.join(lm.name for lm in config.local)} (started by serve)")
+    _out(f"  log:     {config.log.resolved_path()}"
+         f"{' (with prompts)' if config.log.store_prompts else ''}")
+    for note in _router_warnings(config):
+        _out(f"  warning: {note}")
+    return 0
+
+
+def spend_command(args: argparse.Namespace) -> int:
+    from switchman.config import ConfigError
+    from switchman.gateway.accounting import format_spend, spend
+
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        _err(f"switchman spend: {exc}")
+        return 2
+    since = time.time() - args.hours * 3600 if args.hours else None
+    try:
+        report = spend(config.log.resolved_path(), since)
+    except FileNotFoundError as exc:
+        _err(f"switchman spend: {exc}")
+        return 1
+    _out(json.dumps(report, indent=2) if args.json else format_spend(report).rstrip())
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve``, ``config check`` and ``spend`` to the main CLI."""
+    p = subparsers.add_parser("serve", help="run the OpenAI-compatible gateway")
+    p.add_argument("--config", help="YAML configuration (default: $SWITCHMAN_CONFIG, else "
+                   "the local model plus hosted models whose API keys are set)")
+    p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="listen port (default 8000)")
+    p.set_defaults(func=serve)
+
+    p = subparsers.add_parser("config", help="work with configuration files")
+    sub = p.add_subparsers(dest="config_command", required=True)
+    c = sub.add_parser("check", help="validate a configuration and report problems")
+    c.add_argument("file")
+    c.set_defaults(func=config_check)
+
+    p = subparsers.add_parser("spend", help="dollars per model, router and API key")
+    p.add_argument("--config", help="configuration naming the decision log")
+    p.add_argument("--hours", type=float, default=None, help="only the last N hours")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=spend_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchman-gateway")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))

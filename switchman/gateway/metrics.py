@@ -1,0 +1,55 @@
+"""Prometheus metrics of one gateway, in its own registry.
+
+A registry per app (not prometheus_client's global one) lets several gateways live in one
+process (tests, embedding) without duplicate-metric errors. ``overhead_seconds`` is the
+latency switchman itself adds (parse, route, log) and is what the performance budget targets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+_OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class GatewayMetrics:
+    """Counters and histograms the request path updates (label values stay low-cardinality:
+    model and router names come from configuration, never from clients)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("switchman_requests_total", "Chat completion requests.",
+                                ["router", "model", "status"], registry=r)
+        self.latency = Histogram("switchman_request_duration_seconds",
+                                 "Time from request to last byte.", ["router", "model"],
+                                 buckets=_LATENCY_BUCKETS, registry=r)
+        self.overhead = Histogram("switchman_overhead_seconds",
+                                  "Time switchman adds before calling upstream.", ["router"],
+                                  buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.upstream_latency = Histogram("switchman_upstream_duration_seconds",
+                                          "Upstream call time (to first chunk for streams).",
+                                          ["model"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("switchman_tokens_total", "Tokens by model, router and kind.",
+                              ["model", "router", "kind"], registry=r)
+        self.cost = Counter("switchman_cost_usd_total", "Dollars spent.", ["model", "router"],
+                            registry=r)
+        self.decisions = Counter("switchman_routing_decisions_total",
+                                 "Routing decisions by chosen model and reason.",
+                                 ["router", "model", "reason"], registry=r)
+        self.fallbacks = Counter("switchman_fallbacks_total",
+                                 "Upstream failures that moved a request to the next model.",
+                                 ["from_model", "to_model", "error"], registry=r)
+        self.errors = Counter("switchman_errors_total", "Errors returned, by kind.", ["kind"],
+                              registry=r)
+        self.upstream_errors = Counter("switchman_upstream_errors_total",
+                                       "Failed upstream calls.", ["model", "error"], registry=r)
+        self.feedback = Counter("switchman_feedback_total", "Feedback received.", ["label"],
+                                registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

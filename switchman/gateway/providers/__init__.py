@@ -1,0 +1,1 @@
+"""Upstream providers; each speaks OpenAI chat-completions shapes towards the gateway."""

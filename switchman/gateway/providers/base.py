@@ -1,0 +1,95 @@
+"""What every provider offers the executor, and how upstream failures are described.
+
+Providers speak OpenAI's chat-completions shapes on the gateway side whatever their native
+API, so the executor, accounting and streaming relay never special-case a provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import httpx
+
+from switchman.pool import Model
+
+#: Statuses that say "this request is wrong", not "this model is unavailable": trying the
+#: next model would most likely fail the same way, so they go back to the client. (A 404 is
+#: not among them: clients never name upstream models, so it means a configuration error.)
+CLIENT_ERROR_STATUSES = frozenset({400, 413, 422})
+
+
+class UpstreamError(Exception):
+    """A failed upstream call: which model, what status (None: no HTTP answer) and why."""
+
+    def __init__(self, model: str, status: int | None, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.status = status
+        self.kind = kind
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another model may succeed: transport errors, 429, 5xx, auth problems."""
+        return self.status not in CLIENT_ERROR_STATUSES
+
+    @property
+    def label(self) -> str:
+        """Short description for the ``x-switchman-reason`` header and logs."""
+        return str(self.status) if self.status is not None else self.kind
+
+
+class Provider(Protocol):
+    """Calls one kind of upstream API. Implementations share one pooled client."""
+
+    async def complete(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
+        """Non-streaming call; returns an OpenAI ``chat.completion`` object."""
+        ...
+
+    def stream(self, model: Model, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Streaming call yielding OpenAI ``chat.completion.chunk`` objects.
+
+        A failure before the first chunk raises :class:`UpstreamError` from the first
+        ``__anext__``, which is what lets the executor fall back before anything was sent.
+        """
+        ...
+
+
+def api_key(model: Model) -> str | None:
+    """The model's key from its environment variable, read when the provider is built."""
+    return os.environ.get(model.api_key_env) if model.api_key_env else None
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove any secret from text that may be shown to a client or logged."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def error_message(response: httpx.Response, limit: int = 300) -> str:
+    """The upstream's own error message if it has one, else the start of its body."""
+    try:
+        data = json.loads(response.content)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"][:limit]
+        if isinstance(err, str):
+            return err[:limit]
+    except ValueError:
+        pass
+    return response.text[:limit] or response.reason_phrase
+
+
+def transport_error(model: Model, exc: httpx.HTTPError) -> UpstreamError:
+    """An httpx exception as an UpstreamError naming what happened (no URL credentials)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(model.name, None, "timeout", f"timed out ({type(exc).__name__})")
+    if isinstance(exc, httpx.ConnectError):
+        host = httpx.URL(model.endpoint or "").host  # never echo credentials in a URL
+        return UpstreamError(model.name, None, "connect", f"cannot connect to {host}")
+    return UpstreamError(model.name, None, "transport", f"{type(exc).__name__}: {exc}"[:300])

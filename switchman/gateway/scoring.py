@@ -1,0 +1,109 @@
+"""What a router name scores with: a trained router, or the pool's declared priors.
+
+The gateway depends only on the small :class:`Scorer` protocol, so a router trained with
+``switchman train`` (``switchman.router.Router``) and the prior-based fallback plug in the same
+way, and a future estimator needs no gateway change (DESIGN: estimator and policy apart).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from switchman.config import Config, RouterConfig
+from switchman.estimates import Estimates
+from switchman.gateway.schema import CHARS_PER_TOKEN
+from switchman.pool import Model
+
+logger = logging.getLogger(__name__)
+
+#: Prior quality of a model the configuration gives none: middling, so it is neither
+#: always picked nor never picked, and `config check` warns about it.
+NEUTRAL_PRIOR = 0.5
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Per-prompt expected quality and cost for a fixed list of pool models."""
+
+    models: tuple[str, ...]
+    default_cost_weight: float
+
+    def estimate(self, prompts: Sequence[str]) -> Estimates: ...
+
+
+class PriorScorer:
+    """Quality = each model's configured ``quality_prior``; cost = its prices x tokens.
+
+    Input tokens are estimated from the prompt's length and output tokens from the model's
+    ``typical_output_tokens``: the same figures for every prompt of a given length, which is
+    all a configuration can say before any outcome data exists.
+    """
+
+    def __init__(self, models: Sequence[Model], default_cost_weight: float) -> None:
+        self.models = tuple(m.name for m in models)
+        self.default_cost_weight = float(default_cost_weight)
+        self._quality = np.array(
+            [[NEUTRAL_PRIOR if m.quality_prior is None else m.quality_prior for m in models]])
+        self._in_price = np.array([m.input_per_mtok / 1e6 for m in models])
+        self._out_cost = np.array(
+            [m.output_per_mtok * m.typical_output_tokens / 1e6 for m in models])
+
+    def estimate(self, prompts: Sequence[str]) -> Estimates:
+        tokens = np.array([[len(p) / CHARS_PER_TOKEN] for p in prompts])
+        cost = tokens * self._in_price[None, :] + self._out_cost[None, :]
+        quality = np.repeat(self._quality, len(prompts), axis=0)
+        return Estimates(self.models, quality, cost)
+
+
+class MappedScorer:
+    """A trained router seen through pool names; models the pool lacks are dropped."""
+
+    def __init__(self, inner: Scorer, model_map: Mapping[str, str],
+                 pool_names: Sequence[str]) -> None:
+        pool = set(pool_names)
+        self._inner = inner
+        self._keep: list[str] = []
+        names: list[str] = []
+        for name in inner.models:
+            target = model_map.get(name, name)
+            if target in pool and target not in names:
+                self._keep.append(name)
+                names.append(target)
+        self.models = tuple(names)
+        self.unknown_to_pool = tuple(n for n in inner.models if n not in self._keep)
+        self.default_cost_weight = float(inner.default_cost_weight)
+
+    def estimate(self, prompts: Sequence[str]) -> Estimates:
+        est = self._inner.estimate(prompts).select_models(self._keep)
+        return Estimates(self.models, est.quality, est.cost, est.quality_std)
+
+
+def load_scorer(router: RouterConfig, config: Config) -> Scorer:
+    """The scorer behind one configured router name (imports a trained router lazily)."""
+    subset = set(router.models) if router.models is not None else None
+    members = [m for m in config.models if subset is None or m.name in subset]
+    pool = [m.name for m in members]
+    if router.path is None:
+        return PriorScorer(members, config.default_cost_weight)
+    try:
+        from switchman.router import Router  # heavy (encoder); only when configured
+    except ImportError as exc:
+        raise RuntimeError(f"router {router.name!r}: cannot import switchman.router: {exc}") \
+            from exc
+    trained = Router.load(router.path)
+    scorer = MappedScorer(trained, router.model_map, pool)
+    if not scorer.models:
+        raise RuntimeError(f"router {router.name!r} at {router.path}: none of its models "
+                           f"{list(trained.models)} is in the pool (use model_map)")
+    if scorer.unknown_to_pool:
+        logger.warning("router %s: models not in the pool are ignored: %s",
+                       router.name, ", ".join(scorer.unknown_to_pool))
+    return scorer
+
+
+def cost_weight_of(router: RouterConfig, scorer: Scorer) -> float:
+    return scorer.default_cost_weight if router.cost_weight is None else router.cost_weight

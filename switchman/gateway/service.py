@@ -1,0 +1,119 @@
+"""The running gateway's state: pool, routers, providers, clients, log, memory, metrics.
+
+Built once at start-up (local model processes started, routers loaded, one pooled HTTP
+client per provider kind) and shared by every request, so the request path allocates only
+what the request itself needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from switchman.config import Config
+from switchman.gateway.decision_log import DecisionLog
+from switchman.gateway.errors import GatewayError
+from switchman.gateway.executor import Executor
+from switchman.gateway.local import LocalModelServer
+from switchman.gateway.metrics import GatewayMetrics
+from switchman.gateway.providers.anthropic import AnthropicProvider
+from switchman.gateway.providers.base import Provider
+from switchman.gateway.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.routing import RouterEntry, RoutingTable
+from switchman.gateway.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
+from switchman.gateway.sticky import ConversationMemory
+from switchman.pool import Model
+
+logger = logging.getLogger(__name__)
+
+
+def key_id(token: str) -> str:
+    """Short stable id of an API key for accounting; the key itself is never stored."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def unavailable_models(models: list[Model], environ: Mapping[str, str]) -> dict[str, str]:
+    """Models that cannot be called because their key variable is unset or empty."""
+    return {m.name: f"API key variable {m.api_key_env} is not set"
+            for m in models if m.api_key_env and not environ.get(m.api_key_env)}
+
+
+class Gateway:
+    """Everything a request needs; ``start``/``stop`` own processes and connections."""
+
+    def __init__(self, config: Config, scorers: Mapping[str, Scorer] | None = None) -> None:
+        self.config = config
+        self.metrics = GatewayMetrics()
+        self.memory = ConversationMemory(config.conversations.max_entries)
+        self._scorers = dict(scorers or {})
+        self._auth = [hashlib.sha256(k.encode()).digest() for k in config.auth.api_keys]
+        self.local_servers: list[LocalModelServer] = []
+        self.clients: list[httpx.AsyncClient] = []
+        self.models: dict[str, Model] = {m.name: m for m in config.models}
+        self.routing: RoutingTable
+        self.executor: Executor
+        self.log: DecisionLog
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        cfg = self.config
+        for local in cfg.local:
+            server = LocalModelServer(local)
+            self.local_servers.append(server)
+            endpoint = await asyncio.to_thread(server.start)
+            self.models[local.name] = self.models[local.name].model_copy(
+                update={"endpoint": endpoint})
+        timeout = httpx.Timeout(cfg.server.request_timeout_s, connect=cfg.server.connect_timeout_s)
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200,
+                              keepalive_expiry=60)
+        providers: dict[str, Provider] = {}
+        for kind, cls in (("openai", OpenAICompatProvider), ("anthropic", AnthropicProvider)):
+            members = [m for m in self.models.values() if m.provider == kind]
+            if members:
+                client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+                self.clients.append(client)
+                providers[kind] = cls(client, members)
+        routers = {}
+        for rc in cfg.routers:
+            scorer = self._scorers.get(rc.name) or await asyncio.to_thread(load_scorer, rc, cfg)
+            inline = isinstance(scorer, PriorScorer)
+            if not inline:  # load encoders now, not on the first request
+                await asyncio.to_thread(scorer.estimate, ["warm-up"])
+            routers[rc.name] = RouterEntry(rc.name, scorer, cost_weight_of(rc, scorer), inline)
+        unavailable = unavailable_models(list(self.models.values()), os.environ)
+        for name, why in unavailable.items():
+            logger.warning("model %s is unavailable: %s", name, why)
+        self.routing = RoutingTable(self.models, routers, unavailable)
+        self.executor = Executor(self.models, providers, self.metrics)
+        self.log = DecisionLog(cfg.log.resolved_path())
+        self.started_at = time.time()
+        logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
+                    len(self.models), ", ".join(routers), self.log.path)
+
+    async def stop(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+        if hasattr(self, "log"):
+            await asyncio.to_thread(self.log.close)
+        for server in self.local_servers:
+            await asyncio.to_thread(server.stop)
+
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The caller's key id; raises 401 when keys are configured and this one is not."""
+        token = None
+        if authorization and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+        if self._auth:
+            digest = hashlib.sha256(token.encode()).digest() if token else b""
+            if not any(hmac.compare_digest(digest, known) for known in self._auth):
+                raise GatewayError(401, "missing or invalid API key (send it as "
+                                   "'Authorization: Bearer <key>')", type="authentication_error",
+                                   code="invalid_api_key")
+        return key_id(token) if token else None
