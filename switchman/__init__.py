@@ -1,3 +1,3 @@
-"""switchman: route each LLM request to the cheapest model expected to answer as well as the best."""
+"""switchman: an LLM router: per request, the cheapest model that answers as well as the best."""
 
 __version__ = "0.1.0"

@@ -22,9 +22,9 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="Name clients and routers use for the model.")
-    provider: str = Field("openai", description="Provider kind: 'openai' (compatible) or 'anthropic'.")
+    provider: str = Field("openai", description="'openai' (compatible API) or 'anthropic'.")
     endpoint: str | None = Field(None, description="Base URL of the provider API, e.g. .../v1.")
-    upstream_model: str | None = Field(None, description="Model name sent upstream (default: name).")
+    upstream_model: str | None = Field(None, description="Name sent upstream (default: name).")
     api_key_env: str | None = Field(None, description="Environment variable holding the API key.")
     input_per_mtok: float = Field(0.0, ge=0, description="USD per million input tokens.")
     output_per_mtok: float = Field(0.0, ge=0, description="USD per million output tokens.")
