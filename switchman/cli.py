@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--prompts", required=True, type=Path,
                        help="prompts table with prompt_id and prompt (other columns ignored)")
     route.add_argument("--out", required=True, type=Path, help="decisions .parquet to write")
-    route.add_argument("--points", type=_positive_int, default=25,
-                       help="operating points from cheapest to best quality (default 25)")
+    route.add_argument("--points", type=_positive_int, default=41,
+                       help="operating points from cheapest to best quality (default 41)")
     route.set_defaults(func=_route)
 
     evaluate = commands.add_parser(

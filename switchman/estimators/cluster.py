@@ -23,7 +23,7 @@ class ClusterEstimator(QualityEstimator):
     def fit(self, features: Features, quality: np.ndarray,
             cost: np.ndarray | None = None) -> ClusterEstimator:
         k = max(1, min(self.n_clusters, len(features) // 5))
-        kmeans = KMeans(n_clusters=k, n_init=2, random_state=self.seed).fit(features.embeddings)
+        kmeans = KMeans(n_clusters=k, n_init=1, random_state=self.seed).fit(features.embeddings)
         labels = kmeans.labels_
         prior = quality.mean(axis=0)
         counts = np.bincount(labels, minlength=k).astype(float)

@@ -23,7 +23,7 @@ from switchman.estimators.knn import KNNEstimator
 class TaskMixtureEstimator(QualityEstimator):
     kind = "task"
 
-    def __init__(self, c: float = 10.0, shrinkage: float = 5.0, max_iter: int = 300,
+    def __init__(self, c: float = 3.0, shrinkage: float = 5.0, max_iter: int = 300,
                  local_k: int = 0, local_shrinkage: float = 3.0) -> None:
         self.c = c
         self.shrinkage = shrinkage
