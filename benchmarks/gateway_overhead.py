@@ -1,24 +1,32 @@
-"""Latency switchman adds in front of an upstream, at a given concurrency.
+"""Latency and throughput switchman adds in front of an instant upstream, next to LiteLLM.
 
-Runs a minimal OpenAI-compatible upstream (raw ASGI, fixed answer) and ``switchman serve``
-in separate processes, then sends the same requests directly and through the gateway
-(routed by ``switchman/auto`` over a three-model pool) and reports the difference of the
-latency percentiles. Issue 4's budget: p50 added latency <= 2 ms at concurrency 32.
+One run starts the instant upstream (benchmarks/gateway_bench_upstream.py), ``switchman
+serve`` and, when installed (benchmarks/setup_litellm.sh), LiteLLM's proxy, each in its own
+process, then drives each target with ``wrk`` (C, cheap: it must not eat the 2 cores the
+servers share) at each concurrency for a fixed time:
 
-    .venv/bin/python benchmarks/gateway_overhead.py [--requests 3000] [--concurrency 32]
-                                                     [--stream] [--upstream-delay-ms 200]
+* ``direct``: the upstream itself (the baseline the added latency is measured against);
+* ``pinned``: switchman, ``model`` = a pool model;
+* ``routed``: switchman, ``model`` = the learned router (``--router DIR``, trained with
+  ``switchman train``), else the prior-based ``switchman/auto`` (the table says which);
+* ``litellm``: LiteLLM's proxy to the same upstream.
+
+Added latency = the target's percentile minus the direct percentile at the same
+concurrency. Then the gateway gets more load until it has served ``--total`` requests,
+and its RSS is reported.
+
+    .venv/bin/python benchmarks/gateway_overhead.py [--seconds 10] [--router DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,47 +38,25 @@ import httpx
 import yaml
 
 logger = logging.getLogger("gateway_overhead")
-
-_ANSWER = json.dumps({
-    "id": "up", "object": "chat.completion", "created": 1, "model": "m",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                 "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}).encode()
-_CHUNKS = b"".join(
-    b"data: " + json.dumps({"id": "up", "object": "chat.completion.chunk", "created": 1,
-                            "model": "m", "choices": [{"index": 0, "delta": d,
-                                                       "finish_reason": f}]}).encode() + b"\n\n"
-    for d, f in [({"role": "assistant"}, None), ({"content": "ok"}, None), ({}, "stop")]
-) + b"data: [DONE]\n\n"
-
-
-_DELAY_S = float(os.environ.get("BENCH_UPSTREAM_DELAY_MS", "0")) / 1000
-
-
-async def upstream_app(scope, receive, send) -> None:  # noqa: ANN001 (raw ASGI)
-    """The fastest possible upstream, so the measurement is switchman's cost."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    if _DELAY_S:
-        await asyncio.sleep(_DELAY_S)
-    stream = b'"stream": true' in body or b'"stream":true' in body
-    payload = _CHUNKS if stream else _ANSWER
-    kind = b"text/event-stream" if stream else b"application/json"
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", kind)]})
-    await send({"type": "http.response.body", "body": payload})
+ROOT = Path(__file__).resolve().parent.parent
+LITELLM = ROOT / ".bench-venv" / "bin" / "litellm"
+_LUA = """
+wrk.method = "POST"
+wrk.body = [==[%s]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+local errors = 0
+response = function(status, headers, body)
+  if status ~= 200 then errors = errors + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "p50_us": %%d, '
+    .. '"p99_us": %%d, "socket_errors": %%d}\\n', summary.requests, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout + summary.errors.status))
+end
+"""
 
 
 def free_port() -> int:
@@ -79,145 +65,194 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, timeout: float = 60) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
         with contextlib.suppress(httpx.HTTPError):
-            httpx.get(url, timeout=1)
-            return
-        time.sleep(0.2)
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.3)
     raise TimeoutError(url)
 
 
 @contextlib.contextmanager
-def process(cmd: list[str], ready_url: str) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def process(cmd: list[str], ready_url: str, log: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, **(env or {})})
     try:
-        wait_ready(ready_url)
-        yield
+        wait_ready(ready_url, proc)
+        yield proc
     finally:
         proc.terminate()
-        proc.wait(15)
-
-
-class RawClient:
-    """A minimal keep-alive HTTP/1.1 POST client on asyncio streams.
-
-    httpx costs ~1.5-2.5 ms of CPU per request on a small machine, which would make the
-    load generator, not the gateway, the bottleneck being measured.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json"
-                          b"\r\nContent-Length: %d\r\n\r\n%s"
-                          % (path.encode(), self.host.encode(), len(body), body))
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        headers = head.lower()
-        if b"transfer-encoding: chunked" in headers:
-            data = b""
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    return status, data
-                data += chunk[:-2]
-        length = int(headers.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def load(url: str, body: dict, n: int, concurrency: int) -> list[float]:
-    latencies: list[float] = []
-    queue = iter(range(n))
-    parsed = httpx.URL(url)
-    payload = json.dumps(body).encode()
-
-    async def worker() -> None:
-        client = RawClient(parsed.host, parsed.port or 80)
         try:
-            for _ in queue:
-                t0 = time.perf_counter()
-                status, data = await client.post(parsed.raw_path.decode(), payload)
-                latencies.append(time.perf_counter() - t0)
-                if status != 200:
-                    raise RuntimeError(f"{url}: {status} {data[:200]!r}")
-        finally:
-            client.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(values, n=100)
-    return {"p50": q[49] * 1000, "p95": q[94] * 1000, "p99": q[98] * 1000}
+def wrk(url: str, body: dict, concurrency: int, seconds: float, tmp: Path) -> dict:
+    script = tmp / f"wrk-{os.getpid()}.lua"
+    script.write_text(_LUA % json.dumps(body))
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+           "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[7:])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def router_models(path: str) -> list[str]:
+    """Model names a trained router chooses among (the pool is made of these)."""
+    sys.path.insert(0, str(ROOT))  # run as a script from a checkout
+    from switchman.router import Router
+
+    return list(Router.load(path).models)
+
+
+def gateway_config(tmp: Path, upstream: str, router: str | None) -> Path:
+    names = router_models(router) if router else ["small", "medium", "large"]
+    prices = [(0.1 + i, 0.3 + 0.6 * i / max(1, len(names) - 1)) for i in range(len(names))]
+    models = [{"name": n, "endpoint": upstream, "input_per_mtok": p, "output_per_mtok": p,
+               "quality_prior": q, "context_window": 128000} for n, (p, q) in zip(
+                   names, prices, strict=True)]
+    routers = [{"name": "switchman/auto"}]
+    if router:
+        routers.append({"name": "switchman/learned", "path": router})
+    path = tmp / "switchman.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": models, "routers": routers, "log": {"path": str(tmp / "log.sqlite")},
+        "server": {"max_in_flight": 4096},
+        "reliability": {"max_in_flight": 4096}}))
+    return path
+
+
+def litellm_config(tmp: Path, upstream: str, model: str) -> Path:
+    path = tmp / "litellm.yaml"
+    path.write_text(yaml.safe_dump({
+        "model_list": [{"model_name": model, "litellm_params": {
+            "model": f"openai/{model}", "api_base": upstream, "api_key": "sk-none"}}],
+        "litellm_settings": {"drop_params": True, "telemetry": False}}))
+    return path
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'target':<24}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'+p50 ms':>9}{'+p99 ms':>9}{'errors':>8}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['target']:<24}{r['concurrency']:>5}{r['rps']:>9.0f}"
+                     f"{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}"
+                     f"{r['added_p50_ms']:>9.2f}{r['added_p99_ms']:>9.2f}"
+                     f"{r['non200_or_socket']:>8}")
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--stream", action="store_true")
-    parser.add_argument("--upstream-delay-ms", type=float, default=0.0,
-                        help="simulated model latency (realistic load is not CPU-bound)")
-    parser.add_argument("--upstream-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 128])
+    parser.add_argument("--router", help="trained router directory for the routed case")
+    parser.add_argument("--total", type=int, default=100_000,
+                        help="requests the gateway must have served before RSS is read")
+    parser.add_argument("--no-litellm", action="store_true")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.upstream_port:  # child mode: serve the upstream
-        import uvicorn
-
-        uvicorn.run(upstream_app, host="127.0.0.1", port=args.upstream_port, log_level="error",
-                    access_log=False)
-        return 0
-
-    up_port, gw_port = free_port(), free_port()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if shutil.which("wrk") is None:
+        logger.error("wrk is not installed (apt-get install -y wrk); it is the load generator")
+        return 2
+    notes: list[str] = []
+    if args.router:
+        try:
+            router_models(args.router)
+        except Exception as exc:  # whatever breaks loading, the benchmark reports it
+            notes.append(f"learned router {args.router} could not be loaded ({exc}); "
+                         "routed case measured with switchman/auto (PriorScorer)")
+            args.router = None
+    up_port, gw_port, ll_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "bench.yaml"
-        models = [{"name": n, "endpoint": upstream, "input_per_mtok": p, "output_per_mtok": p,
-                   "quality_prior": q} for n, p, q in
-                  [("small", 0.1, 0.3), ("medium", 1, 0.6), ("large", 10, 0.9)]]
-        config.write_text(yaml.safe_dump({"models": models, "log": {
-            "path": str(Path(tmp) / "log.sqlite")}}))
-        body = {"model": "switchman/auto", "stream": args.stream, "max_tokens": 16,
-                "messages": [{"role": "system", "content": "You are terse."},
-                             {"role": "user", "content": "What is the capital of France?"}]}
-        os.environ["BENCH_UPSTREAM_DELAY_MS"] = str(args.upstream_delay_ms)
-        env_cmd = [sys.executable, __file__, "--upstream-port", str(up_port)]
-        serve = [sys.executable, "-m", "switchman.gateway", "serve", "--config", str(config),
-                 "--port", str(gw_port)]
-        with process(env_cmd, f"http://127.0.0.1:{up_port}/"), \
-                process(serve, f"http://127.0.0.1:{gw_port}/healthz"):
-            direct_url = f"{upstream}/chat/completions"
-            gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
-            warm = min(300, args.requests)
-            asyncio.run(load(direct_url, {**body, "model": "medium"}, warm, args.concurrency))
-            asyncio.run(load(gateway_url, body, warm, args.concurrency))
-            direct = asyncio.run(load(direct_url, {**body, "model": "medium"}, args.requests,
-                                      args.concurrency))
-            t0 = time.perf_counter()
-            via = asyncio.run(load(gateway_url, body, args.requests, args.concurrency))
-            elapsed = time.perf_counter() - t0
-    d, g = percentiles(direct), percentiles(via)
-    result = {"concurrency": args.concurrency, "requests": args.requests,
-              "stream": args.stream, "upstream_delay_ms": args.upstream_delay_ms,
-              "direct_ms": d, "gateway_ms": g,
-              "added_ms": {k: g[k] - d[k] for k in d},
-              "gateway_rps": args.requests / elapsed, "cpus": os.cpu_count()}
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        config = gateway_config(tmp, upstream, args.router)
+        pool = yaml.safe_load(config.read_text())["models"]
+        pinned = pool[len(pool) // 2]["name"]
+        routed = "switchman/learned" if args.router else "switchman/auto"
+        if not args.router:
+            notes.append("routed = switchman/auto with quality priors (no --router given)")
+        messages = [{"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "What is the capital of France?"}]
+        body = {"model": pinned, "max_tokens": 16, "messages": messages}
+        targets = [("direct", f"{upstream}/chat/completions", body),
+                   ("switchman pinned", f"http://127.0.0.1:{gw_port}/v1/chat/completions", body),
+                   (f"switchman {routed.split('/')[1]}",
+                    f"http://127.0.0.1:{gw_port}/v1/chat/completions",
+                    {**body, "model": routed})]
+        stack = contextlib.ExitStack()
+        with stack:
+            stack.enter_context(process(
+                [sys.executable, str(ROOT / "benchmarks" / "gateway_bench_upstream.py"),
+                 "--port", str(up_port)], f"http://127.0.0.1:{up_port}/", tmp / "up.log"))
+            gateway = stack.enter_context(process(
+                [sys.executable, "-m", "switchman.gateway", "serve", "--config", str(config),
+                 "--port", str(gw_port)], f"http://127.0.0.1:{gw_port}/healthz",
+                tmp / "gw.log"))
+            if args.no_litellm:
+                notes.append("LiteLLM: skipped (--no-litellm)")
+            elif not LITELLM.exists():
+                notes.append(f"LiteLLM: not installed at {LITELLM}; run "
+                             "benchmarks/setup_litellm.sh")
+            else:
+                try:
+                    stack.enter_context(process(
+                        [str(LITELLM), "--config", str(litellm_config(tmp, upstream, pinned)),
+                         "--port", str(ll_port), "--num_workers", "1"],
+                        f"http://127.0.0.1:{ll_port}/health/liveliness", tmp / "litellm.log",
+                        env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                             "LITELLM_MASTER_KEY": "sk-bench",
+                             "LITELLM_TELEMETRY": "False"}))
+                    targets.append(("litellm proxy",
+                                    f"http://127.0.0.1:{ll_port}/v1/chat/completions", body))
+                except (RuntimeError, TimeoutError) as exc:
+                    log = (tmp / "litellm.log").read_text(errors="replace")[-800:]
+                    notes.append(f"LiteLLM: could not start ({exc}): {log}")
+            served = 0
+            for _target, url, payload in targets:  # warm-up: imports, connection pools
+                wrk(url, payload, 8, 2, tmp)
+            for conc in args.concurrency:
+                base = None
+                for target, url, payload in targets:
+                    r = wrk(url, payload, conc, args.seconds, tmp)
+                    base = base or r
+                    if target.startswith("switchman"):
+                        served += r["requests"]
+                    rows.append({"target": target, "concurrency": conc, **r,
+                                 "added_p50_ms": (r["p50_us"] - base["p50_us"]) / 1000,
+                                 "added_p99_ms": (r["p99_us"] - base["p99_us"]) / 1000,
+                                 "non200_or_socket": r["socket_errors"]})
+                    logger.info("%s c=%d: %.0f rps", target, conc, r["rps"])
+            while served < args.total:
+                served += wrk(targets[1][1], targets[1][2], 32, 10, tmp)["requests"]
+            rss = rss_mb(gateway.pid)
+    sys.stdout.write(table(rows) + "\n")
+    sys.stdout.write(f"\nswitchman gateway RSS after {served} requests: {rss:.0f} MB\n")
+    for note in notes:
+        sys.stdout.write(f"note: {note}\n")
+    sys.stdout.write(f"cpus: {os.cpu_count()}; wrk, upstream, gateway and LiteLLM share them\n")
+    (ROOT / "out").mkdir(exist_ok=True)
+    (ROOT / "out" / "gateway_overhead.json").write_text(json.dumps(
+        {"rows": rows, "rss_mb": rss, "served": served, "notes": notes}, indent=2))
     return 0
 
 

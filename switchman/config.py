@@ -15,8 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from switchman.gateway.reliability_config import (
+    BreakerConfig,
+    ReliabilityConfig,
+    RetryConfig,
+    TimeoutConfig,
+)
 from switchman.pool import Model
 
 #: The router name clients use when they let switchman choose.
@@ -38,6 +51,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PoolModel(Model):
+    """A pool model plus how the gateway calls it: per-model reliability overrides.
+
+    Unset fields inherit ``reliability.providers.<provider>``, then ``reliability``; only
+    the keys written are overridden (``timeouts: {first_byte_s: 120}`` keeps the rest).
+    """
+
+    timeouts: TimeoutConfig | None = None
+    retries: RetryConfig | None = None
+    breaker: BreakerConfig | None = None
+    max_in_flight: int | None = Field(
+        None, gt=0, description="Concurrent calls to this model; null = reliability default.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Pinned fallback chain when this model fails "
+        "(also for requests that name it directly), tried before the rest of the plan.")
+
+
 class RouterConfig(_Section):
     """A name clients can put in ``model`` to have switchman choose among the pool."""
 
@@ -52,6 +82,9 @@ class RouterConfig(_Section):
     model_map: dict[str, str] = Field(
         default_factory=dict,
         description="Trained router's model name -> pool model name, where they differ.")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Pinned fallback chain: tried (when eligible) right "
+        "after the chosen model fails, before the rest of the ranked plan.")
 
 
 class LocalModelConfig(_Section):
@@ -70,9 +103,14 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # Deprecated (read by nothing): reliability.timeouts.connect_s / total_s replace them.
     connect_timeout_s: float = Field(5.0, gt=0)
     request_timeout_s: float = Field(600.0, gt=0)
     access_log: bool = False
+    max_in_flight: int = Field(
+        1024, gt=0, description="Requests the whole gateway serves at once; beyond it, 429.")
+    overload_retry_after_s: int = Field(
+        1, ge=0, description="Retry-After sent with an overload 429.")
 
 
 class AuthConfig(_Section):
@@ -100,7 +138,7 @@ class ConversationConfig(_Section):
 class Config(_Section):
     """The configuration of one switchman deployment."""
 
-    models: list[Model] = Field(min_length=1)
+    models: list[PoolModel] = Field(min_length=1)
     routers: list[RouterConfig] = Field(
         default_factory=lambda: [RouterConfig(name=AUTO_ROUTER)])
     default_cost_weight: float = Field(
@@ -110,6 +148,16 @@ class Config(_Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _plain_models(cls, value: Any) -> Any:
+        """Accept plain pool ``Model`` objects too (they carry no reliability overrides)."""
+        if isinstance(value, list):
+            return [m.model_dump() if isinstance(m, Model) and not isinstance(m, PoolModel)
+                    else m for m in value]
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -132,6 +180,18 @@ class Config(_Section):
                 if target not in seen:
                     raise ValueError(
                         f"routers[{i}].model_map.{key}: {target!r} is not a pool model")
+        for i, router in enumerate(self.routers):
+            for j, name in enumerate(router.fallbacks):
+                if name not in seen:
+                    raise ValueError(f"routers[{i}].fallbacks[{j}]: {name!r} is not a pool model")
+        for i, model in enumerate(self.models):
+            for j, name in enumerate(model.fallbacks):
+                if name not in seen or name == model.name:
+                    raise ValueError(f"models[{i}].fallbacks[{j}]: {name!r} is not another "
+                                     "pool model")
+        for key in self.reliability.providers:
+            if key not in ("openai", "anthropic"):
+                raise ValueError(f"reliability.providers.{key}: use 'openai' or 'anthropic'")
         for i, local in enumerate(self.local):
             if local.name not in seen:
                 raise ValueError(f"local[{i}].name: {local.name!r} is not a pool model")
@@ -214,7 +274,17 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 def dump_config(config: Config) -> str:
     """YAML that :func:`load_config` reads back to an equal configuration."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    data = config.model_dump(mode="json")
+    # Overrides keep only the keys that were written: dumped in full they would pin every
+    # default and stop inheriting from the provider and gateway-wide settings.
+    for raw, model in zip(data["models"], config.models, strict=True):
+        for key in ("timeouts", "retries", "breaker"):
+            section = getattr(model, key, None)
+            if section is not None:
+                raw[key] = section.model_dump(mode="json", exclude_unset=True)
+    for kind, prov in config.reliability.providers.items():
+        data["reliability"]["providers"][kind] = prov.model_dump(mode="json", exclude_unset=True)
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def default_config(environ: Mapping[str, str] | None = None) -> Config:

@@ -60,8 +60,8 @@ def eligibility(estimates: Estimates, constraints: Constraints | None = None,
 def utilities(estimates: Estimates, cost_weight: float,
               mask: np.ndarray | None = None) -> np.ndarray:
     """quality - w * cost per prompt and model; ineligible models get -inf."""
-    if cost_weight < 0:
-        raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+    if not cost_weight >= 0:  # also rejects NaN
+        raise ValueError(f"cost_weight must be a number >= 0, got {cost_weight}")
     util = estimates.quality - (cost_weight + _TIE_BREAK_WEIGHT) * estimates.cost
     if mask is not None:
         util = np.where(mask, util, -np.inf)
@@ -91,37 +91,79 @@ def cost_weight_sweep(estimates: Estimates, n_points: int = 25,
                       max_prompts: int = 2000, seed: int = 0) -> np.ndarray:
     """``n_points`` cost weights from the cheapest operating point down to 0 (best quality).
 
-    Points sit at quantiles of the per-prompt break-even weights (where a dearer, better
-    model starts to beat a cheaper one), so they fall where decisions change rather than
-    evenly on an arbitrary scale. A sample of prompts keeps this cheap on big batches.
+    The points are spread evenly in *expected spend*, not in w: half on a linear and half
+    on a log scale of predicted mean cost between the cheapest and the best-quality
+    operating point, each found by bisection on w. Quantiles of w itself crowd where
+    dominated models break even and leave gaps where the frontier bends, which is where
+    a user picks an operating point. A sample of prompts keeps the search cheap.
     """
     if n_points < 2:
         raise ValueError("a sweep needs at least 2 points")
-    rows = np.arange(estimates.n_prompts)
-    if len(rows) > max_prompts:
-        rows = np.random.default_rng(seed).choice(rows, max_prompts, replace=False)
-    q, c = estimates.quality[rows], estimates.cost[rows]
-    dq = q[:, :, None] - q[:, None, :]
-    dc = c[:, :, None] - c[:, None, :]
-    valid = (dq > 0) & (dc > 0)
-    breaks = dq[valid] / dc[valid]
-    if breaks.size == 0:
+    top = _cheapest_weight(estimates, max_prompts)
+    if top == 0.0:
         return np.linspace(1.0, 0.0, n_points)
-    top = float(breaks.max()) * 1.01
-    inner = np.quantile(breaks, np.linspace(1.0, 0.0, n_points)[1:-1])
+    sample = estimates
+    if estimates.n_prompts > max_prompts:
+        rows = np.random.default_rng(seed).choice(estimates.n_prompts, max_prompts, replace=False)
+        sample = estimates.rows(np.sort(rows))
+    low, high = _mean_cost(sample, top), _mean_cost(sample, 0.0)
+    n_linear = (n_points - 2) // 2
+    targets = np.concatenate([
+        np.linspace(low, high, n_linear + 2)[1:-1],
+        np.geomspace(max(low, 1e-300), max(high, 1e-300), n_points - n_linear)[1:-1],
+    ])
+    inner = [_weight_for_cost(sample, float(t), top) for t in np.sort(targets)]
     grid = np.concatenate([[top], inner, [0.0]])
-    # Ties among quantiles (many equal break-evens) would shrink the sweep: space them out.
+    # Equal weights (a flat stretch of the spend curve) would shrink the sweep: space them.
     for i in range(1, len(grid) - 1):
         if grid[i] >= grid[i - 1]:
             grid[i] = grid[i - 1] * 0.97
     return np.maximum(grid, 0.0)
 
 
+def _cheapest_weight(estimates: Estimates, chunk: int) -> float:
+    """A weight at which every prompt takes its cheapest model (0 if nothing trades off)."""
+    top = max(
+        float(_break_evens(estimates.quality[i : i + chunk], estimates.cost[i : i + chunk])
+              .max(initial=0.0))
+        for i in range(0, estimates.n_prompts, chunk)
+    )
+    return top * 1.01
+
+
+def _mean_cost(estimates: Estimates, cost_weight: float) -> float:
+    picks = choose(estimates, cost_weight)
+    return float(estimates.cost[np.arange(len(picks)), picks].mean())
+
+
+def _weight_for_cost(estimates: Estimates, target: float, top: float) -> float:
+    """The smallest w whose predicted mean cost stays within ``target`` (bisection on log w)."""
+    lo, hi = np.log(top) - 30.0, np.log(top)  # spend is non-increasing in w
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if _mean_cost(estimates, float(np.exp(mid))) > target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(hi))
+
+
+def _break_evens(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Per prompt and pair of models, the weight at which the dearer, better one stops winning."""
+    dq = quality[:, :, None] - quality[:, None, :]
+    dc = cost[:, :, None] - cost[:, None, :]
+    valid = (dq > 0) & (dc > 0)
+    return dq[valid] / dc[valid]
+
+
 def _outcome(estimates: Estimates, cost_weight: float, quality: np.ndarray, cost: np.ndarray,
              mask: np.ndarray | None) -> tuple[float, float, np.ndarray]:
     picks = choose(estimates, cost_weight, mask)
-    rows = np.arange(len(picks))
-    return float(quality[rows, picks].mean()), float(cost[rows, picks].mean()), picks
+    routed = np.flatnonzero(picks >= 0)  # prompts no model may take have no outcome
+    if routed.size == 0:
+        return float("nan"), float("nan"), picks
+    return (float(quality[routed, picks[routed]].mean()),
+            float(cost[routed, picks[routed]].mean()), picks)
 
 
 def calibrate_cost_weight(

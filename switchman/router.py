@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from switchman.estimators import (
     estimator_from_params,
     make_estimator,
 )
+from switchman.estimators.base import make_features
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ class Router:
 
     def features(self, prompts: Sequence[str], show_progress: bool = False) -> Features:
         embeddings = self._encoder().encode(list(prompts), show_progress=show_progress)
-        chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
-        return Features(embeddings, np.log1p(chars))
+        return make_features(prompts, embeddings)
 
     def fit(self, outcomes: pd.DataFrame,
             prices: Mapping[str, tuple[float, float]] | None = None,

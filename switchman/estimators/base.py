@@ -10,10 +10,13 @@ no pickled code.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import HashingVectorizer
 
 
 @dataclass(frozen=True)
@@ -24,18 +27,43 @@ class Features:
     log_chars: np.ndarray  # (n,) log1p of the prompt's character count
     #: Training-only labels (the outcomes table's ``task``); never present when routing.
     tasks: np.ndarray | None = None
+    #: Hashed word uni- and bigram counts (sparse CSR), see ``lexical_features``.
+    lexical: sparse.csr_matrix | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
     def rows(self, index: np.ndarray) -> Features:
         tasks = None if self.tasks is None else self.tasks[index]
-        return Features(self.embeddings[index], self.log_chars[index], tasks)
+        lexical = None if self.lexical is None else self.lexical[index]
+        return Features(self.embeddings[index], self.log_chars[index], tasks, lexical)
 
     def dense(self) -> np.ndarray:
         """Embedding plus a standardised length column, for the linear families."""
         length = (self.log_chars - 6.0) / 1.5  # ~zero-mean, unit-scale for prompts of 50-5000 chars
         return np.hstack([self.embeddings, length[:, None].astype(self.embeddings.dtype)])
+
+
+#: Hash buckets for word n-grams: large enough that subject vocabularies rarely collide.
+LEXICAL_BUCKETS = 2**17
+
+
+def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
+    """Hashed word uni/bigram counts: stateless, so nothing about the vocabulary is stored.
+
+    Subject words ("tort", "enzyme", "GDP") name a prompt's domain more sharply than a
+    small sentence embedding does; the task estimator uses both.
+    """
+    vectorizer = HashingVectorizer(n_features=LEXICAL_BUCKETS, ngram_range=(1, 2),
+                                   alternate_sign=False, norm=None, dtype=np.float32)
+    return vectorizer.transform(prompts).tocsr()
+
+
+def make_features(prompts: Sequence[str], embeddings: np.ndarray,
+                  tasks: np.ndarray | None = None) -> Features:
+    """The one recipe that turns prompts (already embedded) into estimator features."""
+    chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
+    return Features(embeddings, np.log1p(chars), tasks, lexical_features(prompts))
 
 
 class QualityEstimator(ABC):

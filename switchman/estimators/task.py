@@ -14,10 +14,38 @@ about this kind of prompt within it.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.preprocessing import normalize
 
 from switchman.estimators.base import Features, QualityEstimator, shrink
 from switchman.estimators.knn import KNNEstimator
+
+#: Weight of the embedding classifier in the log-linear blend with the lexical one; the
+#: lexical classifier names subjects better, the embedding one generalises to new wording.
+_EMBEDDING_SHARE = 0.3
+
+
+def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Sublinear tf x idf, rows L2-normalised (the usual tf-idf, with a stored idf)."""
+    weighted = counts.copy().astype(np.float32)
+    weighted.data = 1.0 + np.log(weighted.data)
+    return normalize(weighted.multiply(idf[None, :]).tocsr())
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _per_class(classifier: LogisticRegression | SGDClassifier) -> tuple[np.ndarray, np.ndarray]:
+    """(features, n_classes) weights and (n_classes,) intercepts, also for 2 classes."""
+    coef = np.asarray(classifier.coef_.T, dtype=np.float32)
+    intercept = np.asarray(classifier.intercept_, dtype=np.float32)
+    if coef.shape[1] == 1:  # sklearn keeps a single column for a binary problem
+        coef, intercept = np.hstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2,
+                                                                       intercept[0] / 2])
+    return coef, intercept.astype(np.float32)
 
 
 class TaskMixtureEstimator(QualityEstimator):
@@ -44,19 +72,16 @@ class TaskMixtureEstimator(QualityEstimator):
             self.coef_ = np.zeros((features.dense().shape[1], 1), dtype=np.float32)
             self.intercept_ = np.zeros(1, dtype=np.float32)
             self.task_quality_ = prior[None, :]
+            self.idf_ = np.zeros(0, dtype=np.float32)
             return self._fit_local(features, quality)
-        codes, names = np.unique(labels, return_inverse=True)[1], np.unique(labels)
+        names, codes = np.unique(labels, return_inverse=True)
         classifier = LogisticRegression(C=self.c, max_iter=self.max_iter)
         classifier.fit(features.dense(), codes)
+        self.coef_, self.intercept_ = _per_class(classifier)  # (d + 1, n_tasks), (n_tasks,)
+        self._fit_lexical(features, codes)
         counts = np.bincount(codes, minlength=len(names)).astype(float)
         sums = np.zeros((len(names), quality.shape[1]))
         np.add.at(sums, codes, quality)
-        self.coef_ = classifier.coef_.T.astype(np.float32)  # (d + 1, n_tasks)
-        self.intercept_ = classifier.intercept_.astype(np.float32)
-        if len(names) == 2:  # sklearn keeps one column for a binary problem
-            self.coef_ = np.hstack([-self.coef_ / 2, self.coef_ / 2])
-            self.intercept_ = np.array([-self.intercept_[0] / 2, self.intercept_[0] / 2],
-                                       dtype=np.float32)
         self.task_quality_ = shrink(sums, counts[:, None], prior[None, :], self.shrinkage)
         return self._fit_local(features, quality)
 
@@ -68,11 +93,30 @@ class TaskMixtureEstimator(QualityEstimator):
             self.local_.prior_ = np.zeros_like(self.local_.prior_)  # shrink toward the task
         return self
 
+    def _fit_lexical(self, features: Features, codes: np.ndarray) -> None:
+        """A second task classifier on tf-idf of hashed word n-grams (when present)."""
+        self.idf_ = np.zeros(0, dtype=np.float32)
+        if features.lexical is None:
+            return
+        counts = features.lexical
+        doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
+        self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
+        classifier = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=30, tol=None,
+                                   random_state=0)
+        classifier.fit(_tfidf(counts, self.idf_), codes)
+        self.lexical_coef_, self.lexical_intercept_ = _per_class(classifier)
+
     def task_probabilities(self, features: Features) -> np.ndarray:
-        logits = features.dense() @ self.coef_ + self.intercept_
-        logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        """P(task | prompt): the embedding and lexical classifiers' geometric blend."""
+        log_probs = _log_softmax(features.dense() @ self.coef_ + self.intercept_)
+        if self.idf_.size and features.lexical is not None:
+            scores = _tfidf(features.lexical, self.idf_) @ self.lexical_coef_
+            # one-vs-rest logistic scores -> normalised class probabilities, as sklearn does
+            ovr = 1.0 / (1.0 + np.exp(-(scores + self.lexical_intercept_)))
+            lexical = np.log(ovr / ovr.sum(axis=1, keepdims=True) + 1e-9)
+            log_probs = _log_softmax(_EMBEDDING_SHARE * log_probs
+                                     + (1 - _EMBEDDING_SHARE) * lexical)
+        return np.exp(log_probs)
 
     def _task_predict(self, features: Features) -> np.ndarray:
         return self.task_probabilities(features) @ self.task_quality_
@@ -85,7 +129,10 @@ class TaskMixtureEstimator(QualityEstimator):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_,
-                  "task_quality": self.task_quality_}
+                  "task_quality": self.task_quality_, "idf": self.idf_}
+        if self.idf_.size:
+            arrays.update(lexical_coef=self.lexical_coef_,
+                          lexical_intercept=self.lexical_intercept_)
         if self.local_ is not None:
             arrays.update({f"local.{k}": v for k, v in self.local_.state_arrays().items()})
         return arrays
@@ -94,6 +141,10 @@ class TaskMixtureEstimator(QualityEstimator):
         self.coef_ = arrays["coef"]
         self.intercept_ = arrays["intercept"]
         self.task_quality_ = arrays["task_quality"]
+        self.idf_ = arrays["idf"]
+        if self.idf_.size:
+            self.lexical_coef_ = arrays["lexical_coef"]
+            self.lexical_intercept_ = arrays["lexical_intercept"]
         self.local_ = self._local()
         if self.local_ is not None:
             self.local_.load_state({k[len("local."):]: v for k, v in arrays.items()

@@ -19,6 +19,7 @@ import pandas as pd
 from switchman.data import OutcomeMatrices, load_outcomes, to_matrices
 from switchman.embed import Encoder, default_encoder
 from switchman.estimators import Features
+from switchman.estimators.base import make_features
 from switchman.eval import metrics
 from switchman.eval.report import format_table, write_report
 from switchman.eval.sweep import sweep_picks
@@ -40,8 +41,7 @@ class SweepResult:
 def encode(matrices: OutcomeMatrices, encoder: Encoder, training: bool) -> Features:
     """Features for a table's prompts (the router's own recipe); task labels only to train."""
     embeddings = encoder.encode(matrices.prompts, show_progress=True)
-    chars = np.fromiter((len(p) for p in matrices.prompts), dtype=np.float64)
-    return Features(embeddings, np.log1p(chars), matrices.tasks if training else None)
+    return make_features(matrices.prompts, embeddings, matrices.tasks if training else None)
 
 
 def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,

@@ -124,7 +124,18 @@ async def healthz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    gw.refresh_gauges()
     return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def status(request: Request) -> Response:
+    """Breaker state and load per model (what ``switchman status`` prints)."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        gw.authenticate(request.headers.get("authorization"))
+    except GatewayError as err:
+        return error_response(err)
+    return JSONResponse(gw.status())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -160,6 +171,7 @@ def create_app(config: Config, scorers: Mapping[str, Scorer] | None = None) -> S
         Route("/v1/feedback", feedback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/status", status, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _unexpected})

@@ -32,10 +32,39 @@ def new_request_id() -> str:
     return "chatcmpl-sw" + os.urandom(12).hex()
 
 
+def _overloaded(gw: Gateway, request_id: str, t0: float) -> Response:
+    """Shed load before reading the body: a 429 now beats an unbounded queue."""
+    gw.metrics.rejected.inc()
+    err = GatewayError(429, f"switchman is at its limit of {gw.in_flight.limit} requests in "
+                       "flight; retry shortly", type="rate_limit_error", code="overloaded",
+                       headers={"retry-after": str(gw.config.server.overload_retry_after_s)})
+    gw.metrics.errors.labels(err.kind).inc()
+    gw.metrics.requests.labels("none", "none", "429").inc()
+    record = record_for(gw, request_id, t0, None, None, None, 429)
+    record.error_kind, record.errors = err.kind, err.errors
+    gw.log.record(record)
+    return error_response(err, {"x-switchman-request-id": request_id})
+
+
 async def chat_completions(request: Request) -> Response:
+    """Admit (or shed) the request; the in-flight slot lives as long as its answer."""
     gw: Gateway = request.app.state.gateway
     t0 = time.perf_counter()
     request_id = new_request_id()
+    if not gw.in_flight.try_acquire():
+        return _overloaded(gw, request_id, t0)
+    handed_over = False
+    try:
+        response, handed_over = await _handle(gw, request, t0, request_id)
+        return response
+    finally:
+        if not handed_over:
+            gw.in_flight.release()
+
+
+async def _handle(gw: Gateway, request: Request, t0: float,
+                  request_id: str) -> tuple[Response, bool]:
+    """The response, and whether it took over the gateway slot (a stream releases it)."""
     req: ChatRequest | None = None
     decision: Decision | None = None
     key: str | None = None
@@ -61,13 +90,14 @@ async def chat_completions(request: Request) -> Response:
             record = record_for(gw, request_id, t0, req, decision, key, err.status)
             record.error_kind, record.tried, record.errors = err.kind, err.tried, err.errors
             gw.log.record(record)
-        return error_response(err, {"x-switchman-request-id": request_id})
+        return error_response(err, {"x-switchman-request-id": request_id}), False
     router = decision.router or "none"
     gw.metrics.overhead.labels(router).observe(outcome.upstream_start - t0)
     gw.metrics.decisions.labels(router, outcome.model.name, decision.reason_kind).inc()
     if req.stream:
-        return stream_response(gw, request_id, t0, req, decision, outcome, conv, key)
-    return _complete(gw, request_id, t0, req, decision, outcome, conv, key)
+        return stream_response(gw, request_id, t0, req, decision, outcome, conv, key,
+                               gw.in_flight.release), True
+    return _complete(gw, request_id, t0, req, decision, outcome, conv, key), False
 
 
 def _complete(gw: Gateway, request_id: str, t0: float, req: ChatRequest, decision: Decision,

@@ -125,8 +125,53 @@ def spend_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_status(status: dict[str, Any]) -> str:
+    """The ``GET /v1/status`` answer as a plain-text table, one line per model."""
+    cols = ["model", "circuit", "in_flight", "max", "calls", "failures", "opened",
+            "retry_in_s", "note"]
+    rows = [[m["model"], m["circuit"], m["in_flight"], m["max_in_flight"], m["window_calls"],
+             m["window_failures"], m["opened_total"], m["retry_after_s"] or "",
+             m.get("unavailable") or ""] for m in status["models"]]
+    widths = [max(len(str(v)) for v in [c, *(r[i] for r in rows)]) for i, c in enumerate(cols)]
+    lines = ["  ".join(f"{v!s:<{w}}" for v, w in zip(row, widths, strict=True)).rstrip()
+             for row in [cols, *rows]]
+    lines.append(f"gateway: {status['in_flight']}/{status['max_in_flight']} requests in "
+                 f"flight, {status['rejected_overload']} shed since start, up "
+                 f"{status['uptime_s']:.0f}s; log {status['decision_log']['path']}")
+    return "\n".join(lines)
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Ask a running gateway for its breakers and load (``GET /v1/status``)."""
+    import httpx
+
+    from switchman.config import ConfigError
+
+    url = args.url
+    if url is None:
+        try:
+            config = _load(args.config)
+        except (ConfigError, FileNotFoundError) as exc:
+            _err(f"switchman status: {exc}")
+            return 2
+        url = f"http://{config.server.host}:{config.server.port}"
+    key = os.environ.get("SWITCHMAN_API_KEY")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/v1/status", headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        _err(f"switchman status: cannot reach the gateway at {url}: {exc}")
+        return 1
+    if response.status_code != 200:
+        _err(f"switchman status: {url} answered {response.status_code}: {response.text[:300]}")
+        return 1
+    status = response.json()
+    _out(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``serve``, ``config check`` and ``spend`` to the main CLI."""
+    """Add ``serve``, ``config check``, ``spend`` and ``status`` to the main CLI."""
     p = subparsers.add_parser("serve", help="run the OpenAI-compatible gateway")
     p.add_argument("--config", help="YAML configuration (default: $SWITCHMAN_CONFIG, else "
                    "the local model plus hosted models whose API keys are set)")
@@ -145,6 +190,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hours", type=float, default=None, help="only the last N hours")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=spend_command)
+
+    p = subparsers.add_parser("status", help="circuit breakers and load of a running gateway")
+    p.add_argument("--config", help="configuration naming the gateway's host and port")
+    p.add_argument("--url", default=None, help="gateway base URL, e.g. http://127.0.0.1:8000")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=status_command)
 
 
 def main(argv: list[str] | None = None) -> int:

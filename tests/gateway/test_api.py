@@ -152,7 +152,12 @@ def test_decision_log_rows(client: httpx.Client, gateway) -> None:
     assert row["router"] == "test/fallback" and row["model"] == "mid" and row["status"] == 200
     assert json.loads(row["plan"]) == ["flaky", "dead", "limited", "leaky", "mid", "cheap"]
     assert json.loads(row["tried"]) == ["flaky", "dead", "limited", "leaky", "mid"]
-    assert len(json.loads(row["errors"])) == 4
+    errors = json.loads(row["errors"])
+    # flaky (503), dead (connection refused) and limited (429) are retried once each; the
+    # 401 of leaky is not; each model's final failure is listed last.
+    assert [e.split(":")[0] for e in errors] == ["flaky", "flaky", "dead", "dead", "limited",
+                                                  "limited", "leaky"]
+    assert sum("retried after" in e for e in errors) == 3
     assert row["reason"] == "fallback after 401 from leaky"
     assert (row["prompt_tokens"], row["completion_tokens"]) == (100, 20)
     assert row["cost_usd"] == pytest.approx(1.4e-4) and row["cost_source"] == "usage"

@@ -169,8 +169,9 @@ def test_mid_stream_failure_ends_with_error_event(client: httpx.Client) -> None:
     r = chat(client, "broken-stream", "break", stream=True)
     assert r.status_code == 200
     assert "partial" in r.text
-    assert '"code": "upstream_failed"' in r.text
-    assert r.text.rstrip().endswith("data: [DONE]")
+    assert "[DONE]" not in r.text
+    last = r.text.strip().split("\n\n")[-1]
+    assert '"code": "upstream_failed_mid_stream"' in last
 
 
 def test_unavailable_model_is_explained(client: httpx.Client) -> None:

@@ -23,6 +23,7 @@ from gateway_support import local_model_available
 from switchman.config import LocalModelConfig
 from switchman.gateway.local import LocalModelServer, free_port
 from switchman.gateway.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.providers.transport import Transport
 from switchman.pool import Model
 
 pytestmark = pytest.mark.skipif(not local_model_available(),
@@ -34,12 +35,16 @@ def test_process_manager_serves_real_completions(llama_server: LocalModelServer)
     model = Model(name="smollm2", endpoint=llama_server.endpoint)
 
     async def call() -> tuple[dict, list[dict]]:
-        async with httpx.AsyncClient(timeout=120) as client:
-            provider = OpenAICompatProvider(client, [model])
+        transport = Transport()
+        await transport.start()
+        try:
+            provider = OpenAICompatProvider(transport, [model])
             body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
             done = await provider.complete(model, body)
             chunks = [c async for c in provider.stream(model, body)]
             return done, chunks
+        finally:
+            await transport.close()
 
     done, chunks = asyncio.run(call())
     assert done["choices"][0]["message"]["content"].strip()

@@ -10,8 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from switchman.gateway.providers.anthropic_format import (
     ANTHROPIC_VERSION,
     StreamTranslator,
@@ -19,30 +17,28 @@ from switchman.gateway.providers.anthropic_format import (
     from_anthropic,
     to_anthropic,
 )
-from switchman.gateway.providers.base import (
-    UpstreamError,
-    api_key,
-    error_message,
-    redact,
-    transport_error,
-)
+from switchman.gateway.providers.base import UpstreamError, api_key, error_message, redact
+from switchman.gateway.providers.transport import Reply, Transport
+from switchman.gateway.reliability_config import TimeoutConfig
 from switchman.pool import Model
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com/v1"
 
 
 class AnthropicProvider:
-    """Calls ``{endpoint}/messages`` with ``x-api-key`` through one shared client."""
+    """Calls ``{endpoint}/messages`` with ``x-api-key`` through the shared transport."""
 
-    def __init__(self, client: httpx.AsyncClient, models: list[Model]) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, models: list[Model],
+                 timeouts: dict[str, TimeoutConfig] | None = None) -> None:
+        self._transport = transport
         self._headers: dict[str, dict[str, str]] = {}
         self._urls: dict[str, str] = {}
+        self._timeouts: dict[str, TimeoutConfig] = {}
         self._secrets: list[str] = []
         for model in models:
-            self.add_model(model)
+            self.add_model(model, (timeouts or {}).get(model.name))
 
-    def add_model(self, model: Model) -> None:
+    def add_model(self, model: Model, timeouts: TimeoutConfig | None = None) -> None:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         key = api_key(model)
         if key:
@@ -50,6 +46,7 @@ class AnthropicProvider:
             self._secrets.append(key)
         self._headers[model.name] = headers
         self._urls[model.name] = f"{(model.endpoint or DEFAULT_ENDPOINT).rstrip('/')}/messages"
+        self._timeouts[model.name] = timeouts or self._timeouts.get(model.name, TimeoutConfig())
 
     def _payload(self, model: Model, body: dict[str, Any], stream: bool) -> bytes:
         try:
@@ -59,59 +56,57 @@ class AnthropicProvider:
                                 f"cannot translate the request for Anthropic: {exc}") from None
         return json.dumps(payload).encode()
 
-    def _failure(self, model: Model, response: httpx.Response) -> UpstreamError:
-        return UpstreamError(model.name, response.status_code, f"http_{response.status_code}",
-                             redact(error_message(response), self._secrets))
+    def _failure(self, model: Model, reply: Reply) -> UpstreamError:
+        return UpstreamError(model.name, reply.status, f"http_{reply.status}",
+                             redact(error_message(reply.status, reply.body), self._secrets),
+                             reply.retry_after)
 
     async def complete(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
-        content = self._payload(model, body, False)
+        name = model.name
+        reply = await self._transport.post(name, self._urls[name],
+                                           self._payload(model, body, False),
+                                           self._headers[name], self._timeouts[name])
+        if reply.status != 200:
+            raise self._failure(model, reply)
         try:
-            response = await self._client.post(self._urls[model.name], content=content,
-                                               headers=self._headers[model.name])
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
-        if response.status_code != 200:
-            raise self._failure(model, response)
-        try:
-            return from_anthropic(json.loads(response.content), model.name)
+            return from_anthropic(json.loads(reply.body), name)
         except (ValueError, AttributeError, TypeError):
-            raise UpstreamError(model.name, 502, "bad_response",
+            raise UpstreamError(name, 502, "bad_response",
                                 "Anthropic returned a response that is not a Message") from None
 
     async def stream(self, model: Model, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        request = self._client.build_request("POST", self._urls[model.name],
-                                             content=self._payload(model, body, True),
-                                             headers=self._headers[model.name])
+        name = model.name
+        lines = self._transport.stream_lines(name, self._urls[name],
+                                             self._payload(model, body, True),
+                                             self._headers[name], self._timeouts[name])
+        translator = StreamTranslator(name)
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
-        translator = StreamTranslator(model.name)
-        try:
-            if response.status_code != 200:
-                await response.aread()
-                raise self._failure(model, response)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for line in lines:
+                if isinstance(line, Reply):
+                    raise self._failure(model, line)
+                if not line.startswith(b"data:"):
                     continue  # "event:" lines repeat the type that the data carries
-                try:
-                    event = json.loads(line[5:])
-                except ValueError:
-                    raise UpstreamError(model.name, 502, "bad_response",
-                                        "Anthropic sent an invalid stream event") from None
-                if not isinstance(event, dict):
-                    raise UpstreamError(model.name, 502, "bad_response",
-                                        "Anthropic sent a stream event that is not an object")
-                if event.get("type") == "error":
-                    err = event.get("error") or {}
-                    raise UpstreamError(model.name, 502, str(err.get("type", "stream_error")),
-                                        redact(str(err.get("message", ""))[:300],
-                                               self._secrets))
+                event = self._parse(name, line[5:])
                 for chunk in translator.feed(event):
                     yield chunk
                 if event.get("type") == "message_stop":
-                    break
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
+                    return
+            raise UpstreamError(name, None, "truncated",
+                                "Anthropic stream ended without message_stop")
         finally:
-            await response.aclose()
+            await lines.aclose()
+
+    def _parse(self, name: str, data: bytes) -> dict[str, Any]:
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise UpstreamError(name, 502, "bad_response",
+                                "Anthropic sent an invalid stream event") from None
+        if not isinstance(event, dict):
+            raise UpstreamError(name, 502, "bad_response",
+                                "Anthropic sent a stream event that is not an object")
+        if event.get("type") == "error":
+            err = event.get("error") or {}
+            raise UpstreamError(name, 502, str(err.get("type", "stream_error")),
+                                redact(str(err.get("message", ""))[:300], self._secrets))
+        return event

@@ -11,30 +11,42 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import httpx
-
 from switchman.pool import Model
 
 #: Statuses that say "this request is wrong", not "this model is unavailable": trying the
 #: next model would most likely fail the same way, so they go back to the client. (A 404 is
 #: not among them: clients never name upstream models, so it means a configuration error.)
 CLIENT_ERROR_STATUSES = frozenset({400, 413, 422})
+#: Upstream answers worth repeating to the same model after a pause (529: Anthropic's
+#: "overloaded"). 400/401/403/404/422 never are: the same call would fail the same way.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+#: Wire failures worth repeating: nothing reached the model, or the connection broke.
+TRANSIENT_KINDS = frozenset({"connect", "disconnected"})
 
 
 class UpstreamError(Exception):
     """A failed upstream call: which model, what status (None: no HTTP answer) and why."""
 
-    def __init__(self, model: str, status: int | None, kind: str, message: str) -> None:
+    def __init__(self, model: str, status: int | None, kind: str, message: str,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.model = model
         self.status = status
         self.kind = kind
         self.message = message
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:
         """Whether another model may succeed: transport errors, 429, 5xx, auth problems."""
         return self.status not in CLIENT_ERROR_STATUSES
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same model may succeed if asked again after a pause."""
+        if self.status is None:
+            return self.kind in TRANSIENT_KINDS
+        return self.kind.startswith("http_") and self.status in TRANSIENT_STATUSES
 
     @property
     def label(self) -> str:
@@ -71,10 +83,10 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def error_message(response: httpx.Response, limit: int = 300) -> str:
+def error_message(status: int, body: bytes, limit: int = 300) -> str:
     """The upstream's own error message if it has one, else the start of its body."""
     try:
-        data = json.loads(response.content)
+        data = json.loads(body)
         err = data.get("error") if isinstance(data, dict) else None
         if isinstance(err, dict) and isinstance(err.get("message"), str):
             return err["message"][:limit]
@@ -82,14 +94,4 @@ def error_message(response: httpx.Response, limit: int = 300) -> str:
             return err[:limit]
     except ValueError:
         pass
-    return response.text[:limit] or response.reason_phrase
-
-
-def transport_error(model: Model, exc: httpx.HTTPError) -> UpstreamError:
-    """An httpx exception as an UpstreamError naming what happened (no URL credentials)."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamError(model.name, None, "timeout", f"timed out ({type(exc).__name__})")
-    if isinstance(exc, httpx.ConnectError):
-        host = httpx.URL(model.endpoint or "").host  # never echo credentials in a URL
-        return UpstreamError(model.name, None, "connect", f"cannot connect to {host}")
-    return UpstreamError(model.name, None, "transport", f"{type(exc).__name__}: {exc}"[:300])
+    return body[:limit].decode(errors="replace") or f"HTTP {status}"

@@ -3,6 +3,8 @@
 The request body is forwarded as the client sent it (unknown fields included) with only
 ``model`` replaced by the upstream name; for streams ``stream_options.include_usage`` is
 turned on so that accounting gets real token counts where the upstream supports it.
+A stream that ends without ``[DONE]`` or a ``finish_reason`` is a failure, not an answer:
+a truncated reply must never pass for a complete one.
 """
 
 from __future__ import annotations
@@ -11,30 +13,26 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
-from switchman.gateway.providers.base import (
-    UpstreamError,
-    api_key,
-    error_message,
-    redact,
-    transport_error,
-)
+from switchman.gateway.providers.base import UpstreamError, api_key, error_message, redact
+from switchman.gateway.providers.transport import Reply, Transport
+from switchman.gateway.reliability_config import TimeoutConfig
 from switchman.pool import Model
 
 
 class OpenAICompatProvider:
-    """Calls ``{endpoint}/chat/completions`` through one shared keep-alive client."""
+    """Calls ``{endpoint}/chat/completions`` through the shared keep-alive transport."""
 
-    def __init__(self, client: httpx.AsyncClient, models: list[Model]) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, models: list[Model],
+                 timeouts: dict[str, TimeoutConfig] | None = None) -> None:
+        self._transport = transport
         self._headers: dict[str, dict[str, str]] = {}
         self._urls: dict[str, str] = {}
+        self._timeouts: dict[str, TimeoutConfig] = {}
         self._secrets: list[str] = []
         for model in models:
-            self.add_model(model)
+            self.add_model(model, (timeouts or {}).get(model.name))
 
-    def add_model(self, model: Model) -> None:
+    def add_model(self, model: Model, timeouts: TimeoutConfig | None = None) -> None:
         """Register (or re-register, e.g. once a local server's port is known) a model."""
         headers = {"content-type": "application/json"}
         key = api_key(model)
@@ -43,6 +41,7 @@ class OpenAICompatProvider:
             self._secrets.append(key)
         self._headers[model.name] = headers
         self._urls[model.name] = f"{(model.endpoint or '').rstrip('/')}/chat/completions"
+        self._timeouts[model.name] = timeouts or self._timeouts.get(model.name, TimeoutConfig())
 
     def _payload(self, model: Model, body: dict[str, Any], stream: bool) -> bytes:
         payload = dict(body)
@@ -54,63 +53,65 @@ class OpenAICompatProvider:
             payload["stream_options"] = options
         return json.dumps(payload).encode()
 
-    def _failure(self, model: Model, response: httpx.Response) -> UpstreamError:
-        message = redact(error_message(response), self._secrets)
-        return UpstreamError(model.name, response.status_code, f"http_{response.status_code}",
-                             message)
+    def _failure(self, model: Model, reply: Reply) -> UpstreamError:
+        message = redact(error_message(reply.status, reply.body), self._secrets)
+        return UpstreamError(model.name, reply.status, f"http_{reply.status}", message,
+                             reply.retry_after)
 
     async def complete(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
+        name = model.name
+        reply = await self._transport.post(name, self._urls[name],
+                                           self._payload(model, body, False),
+                                           self._headers[name], self._timeouts[name])
+        if reply.status != 200:
+            raise self._failure(model, reply)
         try:
-            response = await self._client.post(
-                self._urls[model.name], content=self._payload(model, body, False),
-                headers=self._headers[model.name])
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
-        if response.status_code != 200:
-            raise self._failure(model, response)
-        try:
-            data = json.loads(response.content)
+            data = json.loads(reply.body)
         except ValueError:
-            raise UpstreamError(model.name, 502, "bad_response",
+            raise UpstreamError(name, 502, "bad_response",
                                 "upstream returned invalid JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(model.name, 502, "bad_response",
+            raise UpstreamError(name, 502, "bad_response",
                                 "upstream response has no 'choices' list")
         return data
 
     async def stream(self, model: Model, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        request = self._client.build_request(
-            "POST", self._urls[model.name], content=self._payload(model, body, True),
-            headers=self._headers[model.name])
+        name = model.name
+        lines = self._transport.stream_lines(name, self._urls[name],
+                                             self._payload(model, body, True),
+                                             self._headers[name], self._timeouts[name])
+        finished = False
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
-        try:
-            if response.status_code != 200:
-                await response.aread()
-                raise self._failure(model, response)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for line in lines:
+                if isinstance(line, Reply):
+                    raise self._failure(model, line)
+                if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
-                if data == "[DONE]":
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise UpstreamError(model.name, 502, "bad_response",
-                                        "upstream sent an invalid stream event") from None
-                if not isinstance(chunk, dict):
-                    raise UpstreamError(model.name, 502, "bad_response",
-                                        "upstream sent a stream event that is not an object")
-                if "error" in chunk:
-                    err = chunk["error"]
-                    text = err.get("message") if isinstance(err, dict) else str(err)
-                    raise UpstreamError(model.name, 502, "stream_error",
-                                        redact(str(text)[:300], self._secrets))
+                if data == b"[DONE]":
+                    return
+                chunk = self._parse(name, data)
+                for choice in chunk.get("choices") or ():
+                    if isinstance(choice, dict) and choice.get("finish_reason"):
+                        finished = True
                 yield chunk
-        except httpx.HTTPError as exc:
-            raise transport_error(model, exc) from None
+            if not finished:
+                raise UpstreamError(name, None, "truncated",
+                                    "upstream stream ended without [DONE] or a finish_reason")
         finally:
-            await response.aclose()
+            await lines.aclose()
+
+    def _parse(self, name: str, data: bytes) -> dict[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise UpstreamError(name, 502, "bad_response",
+                                "upstream sent an invalid stream event") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamError(name, 502, "bad_response",
+                                "upstream sent a stream event that is not an object")
+        if "error" in chunk:
+            err = chunk["error"]
+            text = err.get("message") if isinstance(err, dict) else str(err)
+            raise UpstreamError(name, 502, "stream_error", redact(str(text)[:300], self._secrets))
+        return chunk
