@@ -30,6 +30,13 @@ from switchman.gateway.reliability_config import (
     RetryConfig,
     TimeoutConfig,
 )
+from switchman.gateway.serving_config import (
+    REMOVED_SERVER_KEYS,
+    AuthConfig,
+    ConversationConfig,
+    LogConfig,
+    ServerConfig,
+)
 from switchman.pool import Model
 
 #: The router name clients use when they let switchman choose.
@@ -99,42 +106,6 @@ class LocalModelConfig(_Section):
     startup_timeout_s: float = Field(60.0, gt=0)
 
 
-class ServerConfig(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, gt=0, lt=65536)
-    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
-    # Deprecated (read by nothing): reliability.timeouts.connect_s / total_s replace them.
-    connect_timeout_s: float = Field(5.0, gt=0)
-    request_timeout_s: float = Field(600.0, gt=0)
-    access_log: bool = False
-    max_in_flight: int = Field(
-        1024, gt=0, description="Requests the whole gateway serves at once; beyond it, 429.")
-    overload_retry_after_s: int = Field(
-        1, ge=0, description="Retry-After sent with an overload 429.")
-
-
-class AuthConfig(_Section):
-    api_keys: list[str] = Field(
-        default_factory=list, description="If set, clients must send one as a Bearer token.")
-
-
-class LogConfig(_Section):
-    path: str | None = Field(None, description="SQLite decision log; null = state directory.")
-    store_prompts: bool = Field(False, description="Also store prompt text (off: privacy).")
-
-    def resolved_path(self) -> Path:
-        """Where the log lives; the default follows the XDG state directory convention."""
-        if self.path:
-            return Path(self.path).expanduser()
-        base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
-        return Path(base).expanduser() / "switchman" / "decisions.sqlite"
-
-
-class ConversationConfig(_Section):
-    max_entries: int = Field(
-        100_000, gt=0, description="Conversations remembered for stickiness (LRU).")
-
-
 class Config(_Section):
     """The configuration of one switchman deployment."""
 
@@ -149,6 +120,17 @@ class Config(_Section):
     log: LogConfig = Field(default_factory=LogConfig)
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_removed_keys(cls, data: Any) -> Any:
+        """``server.connect_timeout_s`` and friends: an error that says what replaced them."""
+        server = data.get("server") if isinstance(data, dict) else None
+        for key, instead in REMOVED_SERVER_KEYS.items():
+            if isinstance(server, dict) and key in server:
+                raise ValueError(f"server.{key}: no longer supported (nothing read it); "
+                                 f"use {instead} instead")
+        return data
 
     @field_validator("models", mode="before")
     @classmethod

@@ -12,7 +12,8 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -48,27 +49,32 @@ def _model_entries(gw: Gateway) -> list[dict]:
     return data
 
 
-async def list_models(request: Request) -> Response:
+async def _authenticated(request: Request, answer: Callable[[Gateway], Any]) -> Response:
+    """``answer(gateway)`` as JSON once the caller's key is checked; errors in OpenAI shape."""
     gw: Gateway = request.app.state.gateway
     try:
         gw.authenticate(request.headers.get("authorization"))
+        return JSONResponse(answer(gw))
     except GatewayError as err:
         return error_response(err)
-    return JSONResponse({"object": "list", "data": _model_entries(gw)})
+
+
+async def list_models(request: Request) -> Response:
+    return await _authenticated(
+        request, lambda gw: {"object": "list", "data": _model_entries(gw)})
 
 
 async def get_model(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
     name = request.path_params["name"]
-    try:
-        gw.authenticate(request.headers.get("authorization"))
-        for entry in _model_entries(gw):
-            if entry["id"] == name:
-                return JSONResponse(entry)
+
+    def entry(gw: Gateway) -> dict:
+        for found in _model_entries(gw):
+            if found["id"] == name:
+                return found
         raise GatewayError(404, f"model {name!r} is neither a pool model nor a router",
                            param="model", code="model_not_found")
-    except GatewayError as err:
-        return error_response(err)
+
+    return await _authenticated(request, entry)
 
 
 def _feedback_score(body: dict) -> tuple[float, str]:
@@ -130,12 +136,7 @@ async def metrics(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     """Breaker state and load per model (what ``switchman status`` prints)."""
-    gw: Gateway = request.app.state.gateway
-    try:
-        gw.authenticate(request.headers.get("authorization"))
-    except GatewayError as err:
-        return error_response(err)
-    return JSONResponse(gw.status())
+    return await _authenticated(request, lambda gw: gw.status())
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -58,6 +58,15 @@ def test_errors_name_the_key_and_problem() -> None:
     assert problems(raw)[0].startswith("models[1].capabilities: unknown capabilities")
 
 
+@pytest.mark.parametrize(("key", "instead"), [
+    ("connect_timeout_s", "reliability.timeouts.connect_s"),
+    ("request_timeout_s", "reliability.timeouts.total_s"),
+])
+def test_removed_server_timeouts_say_what_replaced_them(key: str, instead: str) -> None:
+    assert problems(minimal(server={"port": 8000, key: 5})) == [
+        f"server.{key}: no longer supported (nothing read it); use {instead} instead"]
+
+
 @pytest.mark.parametrize(("change", "fragment"), [
     ({"routers": [{"name": "a"}]}, "routers[0].name: 'a' is also a model name"),
     ({"routers": [{"name": "r", "models": ["zz"]}]}, "routers[0].models[0]: 'zz' is not"),

@@ -17,38 +17,27 @@ from switchman.gateway.providers.anthropic_format import (
     from_anthropic,
     to_anthropic,
 )
-from switchman.gateway.providers.base import UpstreamError, api_key, error_message, redact
-from switchman.gateway.providers.transport import Reply, Transport
-from switchman.gateway.reliability_config import TimeoutConfig
+from switchman.gateway.providers.base import UpstreamError, redact
+from switchman.gateway.providers.http_provider import HTTPProvider
 from switchman.pool import Model
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com/v1"
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """Calls ``{endpoint}/messages`` with ``x-api-key`` through the shared transport."""
 
-    def __init__(self, transport: Transport, models: list[Model],
-                 timeouts: dict[str, TimeoutConfig] | None = None) -> None:
-        self._transport = transport
-        self._headers: dict[str, dict[str, str]] = {}
-        self._urls: dict[str, str] = {}
-        self._timeouts: dict[str, TimeoutConfig] = {}
-        self._secrets: list[str] = []
-        for model in models:
-            self.add_model(model, (timeouts or {}).get(model.name))
+    path = "/messages"
+    default_endpoint = DEFAULT_ENDPOINT
+    sender = "Anthropic"
 
-    def add_model(self, model: Model, timeouts: TimeoutConfig | None = None) -> None:
+    def headers(self, key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
-        key = api_key(model)
         if key:
             headers["x-api-key"] = key
-            self._secrets.append(key)
-        self._headers[model.name] = headers
-        self._urls[model.name] = f"{(model.endpoint or DEFAULT_ENDPOINT).rstrip('/')}/messages"
-        self._timeouts[model.name] = timeouts or self._timeouts.get(model.name, TimeoutConfig())
+        return headers
 
-    def _payload(self, model: Model, body: dict[str, Any], stream: bool) -> bytes:
+    def payload(self, model: Model, body: dict[str, Any], stream: bool) -> bytes:
         try:
             payload = to_anthropic({**body, "stream": stream}, model.upstream_model or model.name)
         except (TranslationError, KeyError, TypeError, AttributeError) as exc:
@@ -56,37 +45,25 @@ class AnthropicProvider:
                                 f"cannot translate the request for Anthropic: {exc}") from None
         return json.dumps(payload).encode()
 
-    def _failure(self, model: Model, reply: Reply) -> UpstreamError:
-        return UpstreamError(model.name, reply.status, f"http_{reply.status}",
-                             redact(error_message(reply.status, reply.body), self._secrets),
-                             reply.retry_after)
-
     async def complete(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
-        name = model.name
-        reply = await self._transport.post(name, self._urls[name],
-                                           self._payload(model, body, False),
-                                           self._headers[name], self._timeouts[name])
-        if reply.status != 200:
-            raise self._failure(model, reply)
+        data = await self._post(model, body)
         try:
-            return from_anthropic(json.loads(reply.body), name)
+            return from_anthropic(json.loads(data), model.name)
         except (ValueError, AttributeError, TypeError):
-            raise UpstreamError(name, 502, "bad_response",
+            raise UpstreamError(model.name, 502, "bad_response",
                                 "Anthropic returned a response that is not a Message") from None
 
     async def stream(self, model: Model, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         name = model.name
-        lines = self._transport.stream_lines(name, self._urls[name],
-                                             self._payload(model, body, True),
-                                             self._headers[name], self._timeouts[name])
+        events = self._events(model, body)
         translator = StreamTranslator(name)
         try:
-            async for line in lines:
-                if isinstance(line, Reply):
-                    raise self._failure(model, line)
-                if not line.startswith(b"data:"):
-                    continue  # "event:" lines repeat the type that the data carries
-                event = self._parse(name, line[5:])
+            async for data in events:
+                event = self._event(name, data)
+                if event.get("type") == "error":
+                    err = event.get("error") or {}
+                    raise UpstreamError(name, 502, str(err.get("type", "stream_error")),
+                                        redact(str(err.get("message", ""))[:300], self._secrets))
                 for chunk in translator.feed(event):
                     yield chunk
                 if event.get("type") == "message_stop":
@@ -94,19 +71,4 @@ class AnthropicProvider:
             raise UpstreamError(name, None, "truncated",
                                 "Anthropic stream ended without message_stop")
         finally:
-            await lines.aclose()
-
-    def _parse(self, name: str, data: bytes) -> dict[str, Any]:
-        try:
-            event = json.loads(data)
-        except ValueError:
-            raise UpstreamError(name, 502, "bad_response",
-                                "Anthropic sent an invalid stream event") from None
-        if not isinstance(event, dict):
-            raise UpstreamError(name, 502, "bad_response",
-                                "Anthropic sent a stream event that is not an object")
-        if event.get("type") == "error":
-            err = event.get("error") or {}
-            raise UpstreamError(name, 502, str(err.get("type", "stream_error")),
-                                redact(str(err.get("message", ""))[:300], self._secrets))
-        return event
+            await events.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from switchman.pool import Model
@@ -24,17 +25,20 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 TRANSIENT_KINDS = frozenset({"connect", "disconnected"})
 
 
+@dataclass(eq=False)
 class UpstreamError(Exception):
     """A failed upstream call: which model, what status (None: no HTTP answer) and why."""
 
-    def __init__(self, model: str, status: int | None, kind: str, message: str,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.model = model
-        self.status = status
-        self.kind = kind
-        self.message = message
-        self.retry_after = retry_after
+    model: str
+    status: int | None
+    kind: str
+    message: str
+    retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    __str__ = Exception.__str__
 
     @property
     def retryable(self) -> bool:

@@ -1,0 +1,54 @@
+"""Configuration sections for serving: the listener, client keys, the log, conversations.
+
+They live apart from :mod:`switchman.config` (like :mod:`reliability_config`) to keep that
+module small; ``switchman.config`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: ``server:`` keys that were once accepted and are now errors, with what replaced them
+#: (checked by :class:`switchman.config.Config`, so that the error names the full key).
+REMOVED_SERVER_KEYS = {"connect_timeout_s": "reliability.timeouts.connect_s",
+                       "request_timeout_s": "reliability.timeouts.total_s"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    access_log: bool = False
+    max_in_flight: int = Field(
+        1024, gt=0, description="Requests the whole gateway serves at once; beyond it, 429.")
+    overload_retry_after_s: int = Field(
+        1, ge=0, description="Retry-After sent with an overload 429.")
+
+
+class AuthConfig(_Section):
+    api_keys: list[str] = Field(
+        default_factory=list, description="If set, clients must send one as a Bearer token.")
+
+
+class LogConfig(_Section):
+    path: str | None = Field(None, description="SQLite decision log; null = state directory.")
+    store_prompts: bool = Field(False, description="Also store prompt text (off: privacy).")
+
+    def resolved_path(self) -> Path:
+        """Where the log lives; the default follows the XDG state directory convention."""
+        if self.path:
+            return Path(self.path).expanduser()
+        base = os.environ.get("XDG_STATE_HOME") or "~/.local/state"
+        return Path(base).expanduser() / "switchman" / "decisions.sqlite"
+
+
+class ConversationConfig(_Section):
+    max_entries: int = Field(
+        100_000, gt=0, description="Conversations remembered for stickiness (LRU).")
