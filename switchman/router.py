@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +107,9 @@ class Router:
         return self.default_cost_weight_
 
     def estimate_features(self, features: Features) -> Estimates:
+        if len(features) == 0:  # nothing to predict; spares every estimator the edge case
+            empty = np.zeros((0, len(self.models_)))
+            return Estimates(self.models_, empty, empty.copy())
         return Estimates(self.models_, self.estimator.predict(features),
                          self.cost_model_.predict(features))
 
@@ -138,7 +142,7 @@ class Router:
         try:
             with np.load(directory / _ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
             raise RouterLoadError(f"{directory}: cannot read {_ARRAYS_FILE}: {exc}") from exc
         try:
             estimator = estimator_from_params(config["estimator"]["kind"],

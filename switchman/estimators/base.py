@@ -54,6 +54,8 @@ def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
     Subject words ("tort", "enzyme", "GDP") name a prompt's domain more sharply than a
     small sentence embedding does; the task estimator uses both.
     """
+    if len(prompts) == 0:
+        return sparse.csr_matrix((0, LEXICAL_BUCKETS), dtype=np.float32)
     vectorizer = HashingVectorizer(n_features=LEXICAL_BUCKETS, ngram_range=(1, 2),
                                    alternate_sign=False, norm=None, dtype=np.float32)
     return vectorizer.transform(prompts).tocsr()

@@ -23,16 +23,23 @@ from switchman.eval import metrics
 log = logging.getLogger(__name__)
 
 
-def routing_aiq(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
-                n_points: int = 25) -> float:
-    """AIQ of sweeping the policy over ``predicted`` quality, scored on ``observed``."""
+def routing_score(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
+                  n_points: int = 25) -> float:
+    """How well ``predicted`` quality routes, scored on ``observed`` outcomes.
+
+    The AIQ of the policy's sweep; a sweep whose best point falls short of the best single
+    model's quality loses a full point, because a router that cannot match the best model
+    at any price fails the promise users buy it for, whatever its area.
+    """
     estimates = Estimates(tuple(range(predicted.shape[1])), predicted, cost)
     rows = np.arange(predicted.shape[0])
     points = []
     for w in policy.cost_weight_sweep(estimates, n_points):
         picks = policy.choose(estimates, float(w))
         points.append((cost[rows, picks].mean(), observed[rows, picks].mean()))
-    return metrics.aiq(points, float(cost.mean(axis=0).max()))
+    score = metrics.aiq(points, float(cost.mean(axis=0).max()))
+    reaches_best = metrics.max_quality(points) >= observed.mean(axis=0).max() - 1e-12
+    return score if reaches_best else score - 1.0
 
 
 class StackingEstimator(QualityEstimator):
@@ -57,17 +64,18 @@ class StackingEstimator(QualityEstimator):
         Candidates are the least-squares blend, the plain average of the non-prior bases, and
         each base alone. Least squares minimises squared error, but what matters is how well
         the predictions *rank* models per prompt across the whole cost range, so the choice
-        among candidates is made on the routing AIQ of their out-of-fold predictions.
+        among candidates is made on the routing quality of their out-of-fold predictions
+        (see ``routing_score``).
         """
         oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
         candidates = self._candidates(oof, quality)
         if cost is None:
             self.selected_ = "blend"
         else:
-            scores = {name: routing_aiq(self._blend(oof, *wb), cost, quality)
+            scores = {name: routing_score(self._blend(oof, *wb), cost, quality)
                       for name, wb in candidates.items()}
             self.selected_ = max(scores, key=scores.__getitem__)
-            log.info("stacking: out-of-fold AIQ %s; selected %s",
+            log.info("stacking: out-of-fold routing scores %s; selected %s",
                      {k: round(v, 4) for k, v in scores.items()}, self.selected_)
         self.weights_, self.intercept_ = candidates[self.selected_]
         self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
