@@ -16,6 +16,10 @@
 
 Every figure is the median of --repeats runs where repeated. The machine may be shared:
 other processes' load shows up in these timings.
+
+--blas-threads N caps the BLAS thread pool (OPENBLAS_NUM_THREADS / MKL_NUM_THREADS for the
+CLI subprocesses, threadpoolctl in this process). On a busy 2-core box multi-threaded BLAS
+on small matrices waits on descheduled threads; compare a run with --blas-threads 1.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
 try:
@@ -81,6 +86,18 @@ def run_cli(args: list[str], cache_dir: Path, log_path: Path) -> tuple[float, fl
         sys.exit(f"switchman {' '.join(args)} failed ({code}); see {log_path}:\n"
                  + log_path.read_text()[-2000:])
     return float(wall), int(maxrss_kib) / 1024  # Linux reports KiB
+
+
+def revision() -> str:
+    """The checkout's commit, marked dirty if tracked files changed (figures track code)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
 
 
 def export_model(model_cache: Path) -> float | None:
@@ -173,11 +190,23 @@ def main() -> int:
     parser.add_argument("--points", type=int, default=25, help="route --points")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--blas-threads", type=int,
+                        help="cap BLAS threads in this process and the CLI subprocesses")
     args = parser.parse_args()
+    if args.blas_threads is None:
+        return run(args)
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.blas_threads)  # inherited by the CLI subprocesses
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="switchman-speed-"))
     work.mkdir(parents=True, exist_ok=True)
-    log(f"workdir {work}; {os.cpu_count()} CPUs; load average "
+    blas = "library default" if args.blas_threads is None else str(args.blas_threads)
+    log(f"workdir {work}; {os.cpu_count()} CPUs; BLAS threads {blas}; load average "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     rows: list[tuple[str, str, str, str]] = []  # (what, target, measured, verdict)
     notes: list[str] = []
@@ -274,8 +303,8 @@ def main() -> int:
 
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     width = max(len(r[0]) for r in rows)
-    print(f"\nrouting speed ({os.cpu_count()} CPUs, load average now {load}; "
-          f"medians of {args.repeats} where repeated)\n")
+    print(f"\nrouting speed at {revision()} ({os.cpu_count()} CPUs, BLAS threads {blas}, "
+          f"load average now {load}; medians of {args.repeats} where repeated)\n")
     print(f"{'measure':<{width}}  {'target':>10}  {'measured':>22}  verdict")
     for what, target, measured, verdict in rows:
         print(f"{what:<{width}}  {target:>10}  {measured:>22}  {verdict}")

@@ -9,6 +9,8 @@ no pickled code, so loading a router never runs anything from disk.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import zipfile
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import ThreadpoolController
 
 from switchman import policy
 from switchman.cost import CostModel
@@ -110,8 +113,13 @@ class Router:
         if len(features) == 0:  # nothing to predict; spares every estimator the edge case
             empty = np.zeros((0, len(self.models_)))
             return Estimates(self.models_, empty, empty.copy())
-        return Estimates(self.models_, self.estimator.predict(features),
-                         self.cost_model_.predict(features))
+        # A few prompts make tiny matrix products, for which BLAS worker threads cost far
+        # more in hand-offs than they save (10x slower on a busy 2-core box): run them on one.
+        limit = _blas_controller().limit(limits=1, user_api="blas") if len(features) <= 64 \
+            else contextlib.nullcontext()
+        with limit:
+            return Estimates(self.models_, self.estimator.predict(features),
+                             self.cost_model_.predict(features))
 
     def estimate(self, prompts: Sequence[str], show_progress: bool = False) -> Estimates:
         """Expected quality and cost of every model for every prompt."""
@@ -156,6 +164,11 @@ class Router:
         except (KeyError, TypeError, ValueError) as exc:
             raise RouterLoadError(f"{directory}: router files are inconsistent: {exc}") from exc
         return router
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def _strip(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

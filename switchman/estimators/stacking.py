@@ -121,7 +121,12 @@ class StackingEstimator(QualityEstimator):
         return np.clip(blended, 0.0, 1.0)
 
     def predict(self, features: Features) -> np.ndarray:
-        predictions = np.stack([base.predict(features) for base in self.bases])
+        # Bases the blend gives no weight are skipped: the selected candidate is often one
+        # or two families, and routing latency is paid per request.
+        used = np.flatnonzero(np.any(self.weights_ != 0, axis=0))
+        predictions = np.zeros((len(self.bases), len(features), self.weights_.shape[0]))
+        for b in used:
+            predictions[b] = self.bases[b].predict(features)
         return self._blend(predictions, self.weights_, self.intercept_)
 
     def state_arrays(self) -> dict[str, np.ndarray]:

@@ -40,7 +40,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def _per_class(classifier: LogisticRegression | SGDClassifier) -> tuple[np.ndarray, np.ndarray]:
     """(features, n_classes) weights and (n_classes,) intercepts, also for 2 classes."""
-    coef = np.asarray(classifier.coef_.T, dtype=np.float32)
+    coef = np.ascontiguousarray(classifier.coef_.T, dtype=np.float32)  # fast sparse @ dense
     intercept = np.asarray(classifier.intercept_, dtype=np.float32)
     if coef.shape[1] == 1:  # sklearn keeps a single column for a binary problem
         coef, intercept = np.hstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2,
@@ -143,7 +143,7 @@ class TaskMixtureEstimator(QualityEstimator):
         self.task_quality_ = arrays["task_quality"]
         self.idf_ = arrays["idf"]
         if self.idf_.size:
-            self.lexical_coef_ = arrays["lexical_coef"]
+            self.lexical_coef_ = np.ascontiguousarray(arrays["lexical_coef"])
             self.lexical_intercept_ = arrays["lexical_intercept"]
         self.local_ = self._local()
         if self.local_ is not None:

@@ -1,0 +1,299 @@
+"""Router on a small slice of real RouterBench data, with the real offline encoder.
+
+The encoder's ONNX export and the embeddings are cached once per test session in a temporary
+directory (shared with tests/test_cli.py through the session's base temp dir), so each
+prompt is embedded once however many routers are trained on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tokenizers")
+
+from switchman.data import load_prompts, to_matrices  # noqa: E402
+from switchman.embed import Encoder, default_encoder  # noqa: E402
+from switchman.estimators import ROUTER_NAMES  # noqa: E402
+from switchman.eval.sweep import sweep_decisions  # noqa: E402
+from switchman.router import FORMAT_VERSION, Router, RouterLoadError, new_router  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROUTING = SHARED / "routing"
+
+pytestmark = pytest.mark.skipif(
+    not (ROUTING / "routerbench.parquet").is_file(),
+    reason=f"shared routing data not found at {ROUTING} (the repo expects ../shared/data)",
+)
+
+
+def sample_prompts(path: Path, n: int, seed: int = 0) -> pd.DataFrame:
+    """All rows of ``n`` prompts drawn at random (seeded), so every task is represented."""
+    df = pd.read_parquet(path)
+    ids = df["prompt_id"].drop_duplicates().to_numpy()
+    keep = ids[np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))]
+    df = df[df["prompt_id"].isin(keep)]
+    order = {pid: i for i, pid in enumerate(keep)}
+    return df.sort_values("prompt_id", key=lambda s: s.map(order), kind="stable").reset_index(
+        drop=True)
+
+
+def bench_slices() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """RouterBench: 150 training prompts and 50 others (x 11 models). Same in test_cli."""
+    df = sample_prompts(ROUTING / "routerbench.parquet", 200)
+    ids = df["prompt_id"].drop_duplicates()
+    train_ids = set(ids.iloc[:150])
+    return (df[df["prompt_id"].isin(train_ids)].reset_index(drop=True),
+            df[~df["prompt_id"].isin(train_ids)].reset_index(drop=True))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One encoder cache for the session; SWITCHMAN_CACHE_DIR points at it."""
+    path = tmp_path_factory.getbasetemp() / "switchman-cache"
+    path.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SWITCHMAN_CACHE_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="session")
+def encoder(cache_dir: Path) -> Encoder:
+    return default_encoder(cache_dir)
+
+
+@pytest.fixture(scope="module")
+def slices() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return bench_slices()
+
+
+@pytest.fixture(scope="module")
+def test_prompts(slices: tuple[pd.DataFrame, pd.DataFrame]) -> list[str]:
+    return to_matrices(slices[1]).prompts
+
+
+@pytest.fixture(scope="module")
+def default_router(slices: tuple[pd.DataFrame, pd.DataFrame], encoder: Encoder) -> Router:
+    return new_router("default", encoder=encoder).fit(slices[0])
+
+
+@pytest.fixture(scope="module")
+def saved(default_router: Router, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return default_router.save(tmp_path_factory.mktemp("router") / "default")
+
+
+def _copy(saved: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(saved, tmp_path / "router"))
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def test_save_load_gives_identical_estimates(default_router: Router, saved: Path,
+                                             test_prompts: list[str]) -> None:
+    before = default_router.estimate(test_prompts)
+    loaded = Router.load(saved)  # the encoder named in router.json, cache from the env
+    after = loaded.estimate(test_prompts)
+    assert loaded.models == default_router.models == before.models == after.models
+    assert loaded.name == "default"
+    assert loaded.default_cost_weight == default_router.default_cost_weight
+    assert np.array_equal(before.quality, after.quality)
+    assert np.array_equal(before.cost, after.cost)
+    ids = [f"p{i}" for i in range(len(test_prompts))]
+    pd.testing.assert_frame_equal(sweep_decisions(before, ids, 25),
+                                  sweep_decisions(after, ids, 25))
+
+
+@pytest.mark.parametrize("name", [n for n in ROUTER_NAMES if n != "default"])
+def test_every_family_round_trips(name: str, default_router: Router, encoder: Encoder,
+                                  slices: tuple[pd.DataFrame, pd.DataFrame],
+                                  test_prompts: list[str], tmp_path: Path) -> None:
+    train = to_matrices(slices[0])
+    feats = default_router.features(train.prompts)  # cached: no re-embedding
+    feats = type(feats)(feats.embeddings, feats.log_chars, train.tasks)
+    router = new_router(name, encoder=encoder).fit_features(
+        feats, train.models, train.quality, train.cost, train.input_tokens,
+        train.output_tokens)
+    loaded = Router.load(router.save(tmp_path / name), encoder=encoder)
+    before, after = router.estimate(test_prompts), loaded.estimate(test_prompts)
+    assert np.array_equal(before.quality, after.quality)
+    assert np.array_equal(before.cost, after.cost)
+    assert loaded.name == name and loaded.estimator.kind == router.estimator.kind
+
+
+def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router) -> None:
+    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "router.json"]
+    config = json.loads((saved / "router.json").read_text())
+    assert config["format_version"] == FORMAT_VERSION
+    assert config["models"] == list(default_router.models)
+    assert config["encoder"] == default_router.encoder.name
+    assert config["estimator"]["kind"] == "stacking"
+    assert len(config["estimator"]["params"]["bases"]) == len(default_router.estimator.bases)
+    with np.load(saved / "arrays.npz", allow_pickle=False) as npz:  # no pickled objects
+        arrays = {k: npz[k] for k in npz.files}
+    assert arrays and all(a.dtype != object for a in arrays.values())
+    assert any(k.startswith("estimator.") for k in arrays)
+    assert any(k.startswith("cost.") for k in arrays)
+
+
+def test_load_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(RouterLoadError, match="no such router directory") as err:
+        Router.load(missing)
+    assert str(missing) in str(err.value)
+
+
+def test_load_directory_without_router_json(tmp_path: Path) -> None:
+    with pytest.raises(RouterLoadError, match=r"router\.json is missing") as err:
+        Router.load(tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0, "1", None])
+def test_load_wrong_format_version(saved: Path, tmp_path: Path, version: object) -> None:
+    d = _copy(saved, tmp_path)
+    config = json.loads((d / "router.json").read_text())
+    config["format_version"] = version
+    (d / "router.json").write_text(json.dumps(config))
+    with pytest.raises(RouterLoadError, match="format_version") as err:
+        Router.load(d)
+    assert "retrain" in str(err.value) and "router.json" in str(err.value)
+
+
+def test_load_router_json_that_is_not_json(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    (d / "router.json").write_text("{ not json")
+    with pytest.raises(RouterLoadError, match="cannot read"):
+        Router.load(d)
+
+
+def test_load_unknown_estimator_kind(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    config = json.loads((d / "router.json").read_text())
+    config["estimator"]["kind"] = "crystal-ball"
+    (d / "router.json").write_text(json.dumps(config))
+    with pytest.raises(RouterLoadError, match="crystal-ball"):
+        Router.load(d)
+
+
+def test_load_missing_arrays(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    (d / "arrays.npz").unlink()
+    with pytest.raises(RouterLoadError, match=r"arrays\.npz"):
+        Router.load(d)
+
+
+def test_load_arrays_that_are_not_an_npz(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    (d / "arrays.npz").write_bytes(b"this is not a numpy archive\n" * 20)
+    with pytest.raises(RouterLoadError, match=r"arrays\.npz") as err:
+        Router.load(d)
+    assert str(d) in str(err.value)
+
+
+def test_load_arrays_missing_an_entry(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "cost.price_per_token"}
+    np.savez(d / "arrays.npz", **arrays)
+    with pytest.raises(RouterLoadError, match="inconsistent") as err:
+        Router.load(d)
+    assert "price_per_token" in str(err.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip-bytes"])
+def test_load_corrupted_arrays(saved: Path, tmp_path: Path, damage: str) -> None:
+    d = _copy(saved, tmp_path)
+    data = (d / "arrays.npz").read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:  # inside the first member's data: the zip directory is intact, the CRC is not
+        data = data[:200] + bytes(b ^ 0xFF for b in data[200:400]) + data[400:]
+    (d / "arrays.npz").write_bytes(data)
+    # zipfile.BadZipFile is neither OSError nor ValueError: it must still be a load error
+    with pytest.raises(RouterLoadError, match=r"cannot read arrays\.npz") as err:
+        Router.load(d)
+    assert str(d) in str(err.value)
+
+
+def test_router_load_error_is_a_value_error() -> None:
+    # the CLI turns ValueError into "switchman: error: ..." with exit code 2
+    assert issubclass(RouterLoadError, ValueError)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_estimates_shape_and_range(default_router: Router, test_prompts: list[str]) -> None:
+    est = default_router.estimate(test_prompts)
+    assert est.quality.shape == est.cost.shape == (len(test_prompts), 11)
+    assert est.models == tuple(sorted(est.models))
+    assert np.isfinite(est.quality).all()
+    assert est.quality.min() >= 0 and est.quality.max() <= 1
+    assert default_router.estimate([]).quality.shape == (0, 11)
+
+
+def test_cost_predictions_are_positive_and_rank_models_by_price(
+        default_router: Router, slices: tuple[pd.DataFrame, pd.DataFrame],
+        test_prompts: list[str]) -> None:
+    test = to_matrices(slices[1])
+    est = default_router.estimate(test_prompts)
+    assert (est.cost > 0).all()
+    predicted, observed = est.cost.mean(axis=0), test.cost.mean(axis=0)
+    models = list(est.models)
+    assert models[int(np.argmax(predicted))] == "gpt-4-1106-preview"
+    assert models[int(np.argmin(predicted))] == "mistral-7b-instruct"
+    # per prompt too: the $10/$30 model always above the $0.2/$0.2 one
+    g, m = models.index("gpt-4-1106-preview"), models.index("mistral-7b-instruct")
+    assert (est.cost[:, g] > 10 * est.cost[:, m]).all()
+    # the ranking of mean predicted cost follows the observed one (rank correlation)
+    rank_p, rank_o = np.argsort(np.argsort(predicted)), np.argsort(np.argsort(observed))
+    assert np.corrcoef(rank_p, rank_o)[0, 1] > 0.95
+    # and the level is right within a factor of 2 (token counts are predicted, not read)
+    assert np.all((predicted / observed > 0.5) & (predicted / observed < 2.0))
+
+
+def test_default_cost_weight_is_finite_and_non_negative(default_router: Router,
+                                                        saved: Path) -> None:
+    w = default_router.default_cost_weight
+    assert math.isfinite(w) and w >= 0
+    assert json.loads((saved / "router.json").read_text())["default_cost_weight"] == w
+
+
+def test_routing_reads_only_prompt_id_and_prompt(saved: Path, slices: tuple, tmp_path: Path,
+                                                 test_prompts: list[str]) -> None:
+    router = Router.load(saved)
+    ids = slices[1]["prompt_id"].drop_duplicates().tolist()
+    clean = pd.DataFrame({"prompt_id": ids, "prompt": test_prompts})
+    clean.to_parquet(tmp_path / "prompts.parquet", index=False)
+    # The outcomes table itself as the prompts file, with its outcome columns made unusable:
+    # a router that looked at quality or cost would fail or change its decisions.
+    poisoned = slices[1].copy()
+    poisoned["quality"] = np.nan
+    poisoned["cost_usd"] = -1.0
+    poisoned["model"] = "not-a-model"
+    poisoned["response"] = None
+    poisoned.to_parquet(tmp_path / "poisoned.parquet", index=False)
+
+    frames = [load_prompts(tmp_path / name) for name in ("prompts.parquet", "poisoned.parquet")]
+    for frame in frames:
+        assert list(frame.columns) == ["prompt_id", "prompt"]
+        assert frame["prompt_id"].tolist() == ids
+    decisions = [sweep_decisions(router.estimate(f["prompt"].tolist()), f["prompt_id"].tolist(),
+                                 25) for f in frames]
+    pd.testing.assert_frame_equal(decisions[0], decisions[1])
+    assert set(decisions[0]["model"]) <= set(router.models)
+
+
+def test_cache_dir_env_is_used(cache_dir: Path) -> None:
+    assert os.environ["SWITCHMAN_CACHE_DIR"] == str(cache_dir)
+    assert (cache_dir / "embeddings.sqlite").is_file()
