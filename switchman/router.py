@@ -80,10 +80,11 @@ class Router:
                      prices: Mapping[str, tuple[float, float]] | None = None) -> Router:
         """Train on already-encoded prompts (lets a benchmark encode once for many routers)."""
         self.models_ = tuple(models)
-        self.cost_model_ = CostModel().fit(features, list(models), input_tokens, output_tokens,
-                                           cost, prices)
-        self.estimator.fit(features, quality, cost)
-        self.default_cost_weight_ = self._iso_quality_weight(features, quality)
+        with _one_blas_thread():
+            self.cost_model_ = CostModel().fit(features, list(models), input_tokens,
+                                               output_tokens, cost, prices)
+            self.estimator.fit(features, quality, cost)
+            self.default_cost_weight_ = self._iso_quality_weight(features, quality)
         return self
 
     def _iso_quality_weight(self, features: Features, quality: np.ndarray) -> float:
@@ -113,11 +114,7 @@ class Router:
         if len(features) == 0:  # nothing to predict; spares every estimator the edge case
             empty = np.zeros((0, len(self.models_)))
             return Estimates(self.models_, empty, empty.copy())
-        # A few prompts make tiny matrix products, for which BLAS worker threads cost far
-        # more in hand-offs than they save (10x slower on a busy 2-core box): run them on one.
-        limit = _blas_controller().limit(limits=1, user_api="blas") if len(features) <= 64 \
-            else contextlib.nullcontext()
-        with limit:
+        with _one_blas_thread():
             return Estimates(self.models_, self.estimator.predict(features),
                              self.cost_model_.predict(features))
 
@@ -151,7 +148,9 @@ class Router:
             with np.load(directory / _ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise RouterLoadError(f"{directory}: cannot read {_ARRAYS_FILE}: {exc}") from exc
+            raise RouterLoadError(
+                f"{directory}: {_ARRAYS_FILE} is not a valid router arrays file "
+                f"({type(exc).__name__}); retrain with `switchman train`") from exc
         try:
             estimator = estimator_from_params(config["estimator"]["kind"],
                                               config["estimator"]["params"])
@@ -169,6 +168,13 @@ class Router:
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """Run BLAS on one thread: our products are small or many, and on a busy 2-core box
+    BLAS worker threads spend more time waiting on each other than computing (measured:
+    a single-prompt prediction 10x slower, a full mmlupro fit 190 s vs 42 s)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def _strip(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

@@ -1,9 +1,10 @@
-"""The default estimator: a per-model non-negative blend of the other families.
+"""The default estimator: the best way to combine the other families, chosen out of fold.
 
-Each base estimator is fitted on k-1 folds and predicts the held-out fold; those
-out-of-fold predictions are the inputs of a per-model non-negative least-squares blend.
-Because the blend is fitted on predictions for prompts the bases never saw, it learns how
-far to trust each family on this data, and can always fall back to the best single one.
+Each base estimator is fitted on k-1 folds and predicts the held-out fold. From those
+out-of-fold predictions come the candidates (a per-model non-negative least-squares blend,
+a plain average, each base alone), and the one that routes best on prompts the bases never
+saw is kept. So the default learns how far to trust each family on this data and is never
+worse, out of fold, than the best single family.
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ class StackingEstimator(QualityEstimator):
                      {k: round(v, 4) for k, v in scores.items()}, self.selected_)
         self.weights_, self.intercept_ = candidates[self.selected_]
         self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
-        for base in self.bases:
-            base.fit(features, quality, cost)
+        for b in self._used():
+            self.bases[b].fit(features, quality, cost)
         return self
+
+    def _used(self) -> np.ndarray:
+        """Bases the selected combination gives weight; the others are neither fitted nor run."""
+        return np.flatnonzero(np.any(self.weights_ != 0, axis=0))
 
     def _candidates(self, oof: np.ndarray,
                     quality: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -121,26 +126,23 @@ class StackingEstimator(QualityEstimator):
         return np.clip(blended, 0.0, 1.0)
 
     def predict(self, features: Features) -> np.ndarray:
-        # Bases the blend gives no weight are skipped: the selected candidate is often one
-        # or two families, and routing latency is paid per request.
-        used = np.flatnonzero(np.any(self.weights_ != 0, axis=0))
         predictions = np.zeros((len(self.bases), len(features), self.weights_.shape[0]))
-        for b in used:
+        for b in self._used():
             predictions[b] = self.bases[b].predict(features)
         return self._blend(predictions, self.weights_, self.intercept_)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weights": self.weights_, "intercept": self.intercept_}
-        for b, base in enumerate(self.bases):
-            for key, value in base.state_arrays().items():
+        for b in self._used():
+            for key, value in self.bases[b].state_arrays().items():
                 arrays[f"base{b}.{key}"] = value
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> StackingEstimator:
         self.weights_ = arrays["weights"]
         self.intercept_ = arrays["intercept"]
-        for b, base in enumerate(self.bases):
+        for b in self._used():
             prefix = f"base{b}."
-            base.load_state({k[len(prefix):]: v for k, v in arrays.items()
-                             if k.startswith(prefix)})
+            self.bases[b].load_state({k[len(prefix):]: v for k, v in arrays.items()
+                                      if k.startswith(prefix)})
         return self
