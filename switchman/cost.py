@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import nnls
-from sklearn.linear_model import Ridge
 
 from switchman.estimators.base import Features
 
@@ -35,6 +33,10 @@ class CostModel:
 
         ``input_tokens`` is (n,), ``output_tokens`` and ``cost`` are (n, n_models).
         """
+        # Imported here: fitting needs scipy/sklearn, serving a fitted model only numpy.
+        from scipy.optimize import nnls
+        from sklearn.linear_model import Ridge
+
         chars = np.expm1(features.log_chars)
         design = np.column_stack([chars, np.ones_like(chars)])
         self.tokens_per_char_, self.token_offset_ = nnls(design, input_tokens.astype(float))[0]

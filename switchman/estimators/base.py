@@ -9,6 +9,8 @@ no pickled code.
 
 from __future__ import annotations
 
+import re
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +18,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Features:
 
 #: Hash buckets for word n-grams: large enough that subject vocabularies rarely collide.
 LEXICAL_BUCKETS = 2**17
+_WORD = re.compile(r"\b\w\w+\b")
 
 
 def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
@@ -54,11 +56,19 @@ def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
     Subject words ("tort", "enzyme", "GDP") name a prompt's domain more sharply than a
     small sentence embedding does; the task estimator uses both.
     """
-    if len(prompts) == 0:
-        return sparse.csr_matrix((0, LEXICAL_BUCKETS), dtype=np.float32)
-    vectorizer = HashingVectorizer(n_features=LEXICAL_BUCKETS, ngram_range=(1, 2),
-                                   alternate_sign=False, norm=None, dtype=np.float32)
-    return vectorizer.transform(prompts).tocsr()
+    indices: list[int] = []
+    indptr = [0]
+    for prompt in prompts:
+        words = _WORD.findall(prompt.lower())
+        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        indices.extend(zlib.crc32(g.encode()) & (LEXICAL_BUCKETS - 1) for g in grams)
+        indptr.append(len(indices))
+    counts = sparse.csr_matrix(
+        (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int32), indptr),
+        shape=(len(prompts), LEXICAL_BUCKETS),
+    )
+    counts.sum_duplicates()  # repeated n-grams become counts
+    return counts
 
 
 def make_features(prompts: Sequence[str], embeddings: np.ndarray,

@@ -7,7 +7,6 @@ observed per-model quality is a cheap, robust summary of "what this model is goo
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from switchman.estimators.base import Features, QualityEstimator, shrink
 
@@ -22,6 +21,8 @@ class ClusterEstimator(QualityEstimator):
 
     def fit(self, features: Features, quality: np.ndarray,
             cost: np.ndarray | None = None) -> ClusterEstimator:
+        from sklearn.cluster import KMeans  # fitting only: serving needs numpy alone
+
         k = max(1, min(self.n_clusters, len(features) // 5))
         kmeans = KMeans(n_clusters=k, n_init=1, random_state=self.seed).fit(features.embeddings)
         labels = kmeans.labels_

@@ -7,7 +7,6 @@ per model by efficient leave-one-out cross-validation, so no hand tuning is need
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 from switchman.estimators.base import Features, QualityEstimator
 
@@ -22,6 +21,8 @@ class LinearEstimator(QualityEstimator):
 
     def fit(self, features: Features, quality: np.ndarray,
             cost: np.ndarray | None = None) -> LinearEstimator:
+        from sklearn.linear_model import RidgeCV  # fitting only: serving needs numpy alone
+
         ridge = RidgeCV(alphas=self.alphas, alpha_per_target=True)
         ridge.fit(features.dense().astype(np.float64), quality)
         self.coef_ = np.atleast_2d(ridge.coef_).T.astype(np.float32)  # (d + 1, n_models)

@@ -13,8 +13,6 @@ import logging
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
-from sklearn.model_selection import KFold
 
 from switchman import policy
 from switchman.estimates import Estimates
@@ -90,6 +88,8 @@ class StackingEstimator(QualityEstimator):
 
     def _candidates(self, oof: np.ndarray,
                     quality: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        from scipy.optimize import nnls  # fitting only: serving needs numpy alone
+
         n_bases, n_models = len(self.bases), quality.shape[1]
         weights, intercept = np.zeros((n_models, n_bases)), np.zeros(n_models)
         for j in range(n_models):
@@ -111,6 +111,8 @@ class StackingEstimator(QualityEstimator):
 
     def out_of_fold(self, features: Features, quality: np.ndarray) -> np.ndarray:
         """Each base's predictions for every training prompt, from a fit that excluded it."""
+        from sklearn.model_selection import KFold  # fitting only: serving needs numpy alone
+
         oof = np.zeros((len(self.bases), *quality.shape))
         folds = KFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
         for train_idx, held_idx in folds.split(features.embeddings):

@@ -13,10 +13,10 @@ about this kind of prompt within it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.preprocessing import normalize
 
 from switchman.estimators.base import Features, QualityEstimator, shrink
 from switchman.estimators.knn import KNNEstimator
@@ -28,9 +28,11 @@ _EMBEDDING_SHARE = 0.3
 
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     """Sublinear tf x idf, rows L2-normalised (the usual tf-idf, with a stored idf)."""
-    weighted = counts.copy().astype(np.float32)
+    weighted = counts.astype(np.float32, copy=True)
     weighted.data = 1.0 + np.log(weighted.data)
-    return normalize(weighted.multiply(idf[None, :]).tocsr())
+    weighted = weighted.multiply(idf[None, :]).tocsr()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -38,7 +40,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _per_class(classifier: LogisticRegression | SGDClassifier) -> tuple[np.ndarray, np.ndarray]:
+def _per_class(classifier: Any) -> tuple[np.ndarray, np.ndarray]:
     """(features, n_classes) weights and (n_classes,) intercepts, also for 2 classes."""
     coef = np.ascontiguousarray(classifier.coef_.T, dtype=np.float32)  # fast sparse @ dense
     intercept = np.asarray(classifier.intercept_, dtype=np.float32)
@@ -74,6 +76,8 @@ class TaskMixtureEstimator(QualityEstimator):
             self.task_quality_ = prior[None, :]
             self.idf_ = np.zeros(0, dtype=np.float32)
             return self._fit_local(features, quality)
+        from sklearn.linear_model import LogisticRegression  # fitting only
+
         names, codes = np.unique(labels, return_inverse=True)
         classifier = LogisticRegression(C=self.c, max_iter=self.max_iter)
         classifier.fit(features.dense(), codes)
@@ -95,6 +99,8 @@ class TaskMixtureEstimator(QualityEstimator):
 
     def _fit_lexical(self, features: Features, codes: np.ndarray) -> None:
         """A second task classifier on tf-idf of hashed word n-grams (when present)."""
+        from sklearn.linear_model import SGDClassifier  # fitting only
+
         self.idf_ = np.zeros(0, dtype=np.float32)
         if features.lexical is None:
             return
