@@ -20,30 +20,16 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
+
 from switchman.data import to_matrices  # noqa: E402
 from switchman.embed import default_encoder  # noqa: E402
 from switchman.router import Router  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROUTING = SHARED / "routing"
 DECISION_COLUMNS = {"point", "cost_weight", "prompt_id", "model"}
 
-pytestmark = pytest.mark.skipif(
-    not (ROUTING / "routerbench.parquet").is_file(),
-    reason=f"shared routing data not found at {ROUTING} (the repo expects ../shared/data)",
-)
-
-
-def _sample(path: Path, n: int, seed: int = 0) -> pd.DataFrame:
-    """All rows of ``n`` seeded-random prompts, in draw order (as tests/test_router.py)."""
-    df = pd.read_parquet(path)
-    ids = df["prompt_id"].drop_duplicates().to_numpy()
-    keep = ids[np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))]
-    df = df[df["prompt_id"].isin(keep)]
-    order = {pid: i for i, pid in enumerate(keep)}
-    return df.sort_values("prompt_id", key=lambda s: s.map(order), kind="stable").reset_index(
-        drop=True)
+pytestmark = requires_routing_data
 
 
 def _first(path: Path, n: int, skip: int = 0) -> pd.DataFrame:
@@ -63,7 +49,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def files(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
     """Small slices on disk, their prompts embedded once into the shared cache."""
     d = tmp_path_factory.mktemp("cli-data")
-    bench = _sample(ROUTING / "routerbench.parquet", 200)
+    bench = sample_prompts(ROUTING / "routerbench.parquet", 200)
     ids = bench["prompt_id"].drop_duplicates()
     is_train = bench["prompt_id"].isin(set(ids.iloc[:150]))
     tables = {

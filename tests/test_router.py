@@ -21,30 +21,15 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
+
 from switchman.data import load_prompts, to_matrices  # noqa: E402
 from switchman.embed import Encoder, default_encoder  # noqa: E402
 from switchman.estimators import ROUTER_NAMES  # noqa: E402
 from switchman.eval.sweep import sweep_decisions  # noqa: E402
 from switchman.router import FORMAT_VERSION, Router, RouterLoadError, new_router  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROUTING = SHARED / "routing"
-
-pytestmark = pytest.mark.skipif(
-    not (ROUTING / "routerbench.parquet").is_file(),
-    reason=f"shared routing data not found at {ROUTING} (the repo expects ../shared/data)",
-)
-
-
-def sample_prompts(path: Path, n: int, seed: int = 0) -> pd.DataFrame:
-    """All rows of ``n`` prompts drawn at random (seeded), so every task is represented."""
-    df = pd.read_parquet(path)
-    ids = df["prompt_id"].drop_duplicates().to_numpy()
-    keep = ids[np.sort(np.random.default_rng(seed).choice(len(ids), n, replace=False))]
-    df = df[df["prompt_id"].isin(keep)]
-    order = {pid: i for i, pid in enumerate(keep)}
-    return df.sort_values("prompt_id", key=lambda s: s.map(order), kind="stable").reset_index(
-        drop=True)
+pytestmark = requires_routing_data
 
 
 def bench_slices() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -220,7 +205,7 @@ def test_load_corrupted_arrays(saved: Path, tmp_path: Path, damage: str) -> None
         data = data[:200] + bytes(b ^ 0xFF for b in data[200:400]) + data[400:]
     (d / "arrays.npz").write_bytes(data)
     # zipfile.BadZipFile is neither OSError nor ValueError: it must still be a load error
-    with pytest.raises(RouterLoadError, match=r"arrays\.npz is not a valid router arrays file") as err:
+    with pytest.raises(RouterLoadError, match=r"arrays\.npz is not a valid router") as err:
         Router.load(d)
     assert str(d) in str(err.value)
 
