@@ -34,7 +34,7 @@ from switchman.estimators import (
     estimator_from_params,
     make_estimator,
 )
-from switchman.estimators.base import make_features
+from switchman.estimators.base import make_features, sub_state
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,11 @@ class Router:
         try:
             estimator = estimator_from_params(config["estimator"]["kind"],
                                               config["estimator"]["params"])
-            estimator.load_state(_strip(arrays, "estimator."))
+            estimator.load_state(sub_state(arrays, "estimator."))
             router = cls(estimator, encoder or encoder_by_name(config["encoder"]),
                          name=config["name"])
             router.models_ = tuple(config["models"])
-            router.cost_model_ = CostModel().load_state(_strip(arrays, "cost."))
+            router.cost_model_ = CostModel().load_state(sub_state(arrays, "cost."))
             router.default_cost_weight_ = float(config["default_cost_weight"])
         except (KeyError, TypeError, ValueError) as exc:
             raise RouterLoadError(f"{directory}: router files are inconsistent: {exc}") from exc
@@ -175,10 +175,6 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
     BLAS worker threads spend more time waiting on each other than computing (measured:
     a single-prompt prediction 10x slower, a full mmlupro fit 190 s vs 42 s)."""
     return _blas_controller().limit(limits=1, user_api="blas")
-
-
-def _strip(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def _read_config(directory: Path) -> dict[str, Any]:

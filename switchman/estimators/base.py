@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -108,6 +108,11 @@ class QualityEstimator(ABC):
     @abstractmethod
     def load_state(self, arrays: dict[str, np.ndarray]) -> QualityEstimator:
         """Restore learned state exported by ``state_arrays``."""
+
+
+def sub_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays saved under ``prefix`` (a nested estimator's state), prefix removed."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def shrink(total: np.ndarray, weight: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from switchman import policy
 from switchman.estimates import Estimates
-from switchman.estimators.base import Features, QualityEstimator
+from switchman.estimators.base import Features, QualityEstimator, sub_state
 from switchman.eval import metrics
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,5 @@ class StackingEstimator(QualityEstimator):
         self.weights_ = arrays["weights"]
         self.intercept_ = arrays["intercept"]
         for b in self._used():
-            prefix = f"base{b}."
-            self.bases[b].load_state({k[len(prefix):]: v for k, v in arrays.items()
-                                      if k.startswith(prefix)})
+            self.bases[b].load_state(sub_state(arrays, f"base{b}."))
         return self

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from switchman.estimators.base import Features, QualityEstimator, shrink
+from switchman.estimators.base import Features, QualityEstimator, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
 
 #: Weight of the embedding classifier in the log-linear blend with the lexical one; the
@@ -153,6 +153,5 @@ class TaskMixtureEstimator(QualityEstimator):
             self.lexical_intercept_ = arrays["lexical_intercept"]
         self.local_ = self._local()
         if self.local_ is not None:
-            self.local_.load_state({k[len("local."):]: v for k, v in arrays.items()
-                                    if k.startswith("local.")})
+            self.local_.load_state(sub_state(arrays, "local."))
         return self
