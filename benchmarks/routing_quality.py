@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from switchman.data import OutcomeMatrices, load_outcomes, split_by_prompt, to_matrices
-from switchman.embed import default_encoder
+from switchman.encoders import default_encoder
 from switchman.estimates import Estimates
 from switchman.estimators import ROUTER_NAMES
 from switchman.eval import metrics

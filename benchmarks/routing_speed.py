@@ -3,15 +3,16 @@
     .venv/bin/python benchmarks/routing_speed.py [--router DIR] [--skip-train] [--workdir DIR]
 
 (c) `switchman train` on the full mmlupro.parquet, a subprocess of the real CLI, from a cold
-    cache: a fresh SWITCHMAN_CACHE_DIR with no embeddings. The ONNX export is not included:
-    the exported model is copied in (the export is timed once, separately).
-(a) Routing one prompt end to end in a warm process: encode (a cache miss: every text is new
-    to the embedding cache), predict quality and cost, ``policy.plan``. p50/p90 over ~300
+    cache: a fresh SWITCHMAN_CACHE_DIR holding only the prepared encoder (the ONNX export and
+    the static table it is distilled into are timed once, separately).
+(a) Routing one prompt end to end in a warm process: encode with the default encoder (every
+    text new to the process), predict quality and cost, ``policy.plan``. p50/p90 over ~300
     held-out mmlupro prompts, with the default router trained on mmlupro's 70% training part
-    (split_by_prompt, seed 0), trained here on the embeddings (c) cached, or --router DIR.
-(b) `switchman route` on 10,000 prompts (llmrouter + mmlupro, `prompt_id, prompt` only) once
-    the encoder cache is warm: prompts/s of the whole command as a subprocess (start-up,
-    loading, embedding lookups, prediction, sweep, writing), and of the same steps in-process.
+    (split_by_prompt, seed 0), trained here, or --router DIR.
+(b) `switchman route` on 10,000 prompts (llmrouter + mmlupro, `prompt_id, prompt` only):
+    prompts/s of the whole command as a subprocess (start-up, loading, embedding, prediction,
+    sweep, writing), and of the same steps in-process. The default encoder needs no warm
+    cache; embedding is included.
 (d) Peak resident memory (ru_maxrss from os.wait4) of those `switchman route` subprocesses.
 
 Every figure is the median of --repeats runs where repeated. The machine may be shared:
@@ -46,7 +47,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
 
 from switchman import policy  # noqa: E402
 from switchman.data import load_outcomes, load_prompts, split_by_prompt  # noqa: E402
-from switchman.embed import CachedEncoder, OnnxMiniLMEncoder, default_encoder  # noqa: E402
+from switchman.encoders import default_encoder  # noqa: E402
 from switchman.eval.sweep import sweep_decisions  # noqa: E402
 from switchman.router import Router, new_router  # noqa: E402
 
@@ -100,17 +101,17 @@ def revision() -> str:
     return head + ("+dirty" if dirty.strip() else "")
 
 
-def export_model(model_cache: Path) -> float | None:
-    """Export the ONNX model into ``model_cache`` (once); seconds, or None if already there."""
-    if (model_cache / "encoders" / OnnxMiniLMEncoder.BASE_NAME / "model.onnx").exists():
+def prepare_encoder(model_cache: Path) -> float | None:
+    """Build the default encoder in ``model_cache`` (once); seconds, or None if it was there."""
+    if (model_cache / "encoders").exists():
         return None
     start = time.perf_counter()
-    OnnxMiniLMEncoder(model_cache).encode(["warm up"])
+    default_encoder(model_cache).encode(["warm up"])
     return time.perf_counter() - start
 
 
 def fresh_cache(model_cache: Path, path: Path) -> Path:
-    """An empty embedding cache that already holds the exported model."""
+    """An empty cache directory that already holds the prepared encoder."""
     shutil.rmtree(path, ignore_errors=True)
     shutil.copytree(model_cache / "encoders", path / "encoders")
     return path
@@ -129,12 +130,10 @@ def prompts_table(n: int, seed: int) -> pd.DataFrame:
     return table.iloc[:n].reset_index(drop=True)
 
 
-def latency(router_dir: Path, model_cache: Path, texts: list[str], miss_cache: Path,
-            warmup: list[str], threads: int | None = None) -> dict[str, np.ndarray]:
-    """Per prompt: encode (cache miss), predict, plan; milliseconds."""
-    encoder = CachedEncoder(OnnxMiniLMEncoder(model_cache, threads=threads),
-                            fresh_cache(model_cache, miss_cache))
-    router = Router.load(router_dir, encoder=encoder)
+def latency(router_dir: Path, cache: Path, texts: list[str],
+            warmup: list[str]) -> dict[str, np.ndarray]:
+    """Per prompt: encode, predict, plan; milliseconds."""
+    router = Router.load(router_dir, encoder=default_encoder(cache))
     w = router.default_cost_weight
     for text in warmup:  # a warm process: model loaded, code paths exercised
         policy.plan(router.estimate([text]), w)
@@ -151,7 +150,6 @@ def latency(router_dir: Path, model_cache: Path, texts: list[str], miss_cache: P
         for key, value in (("encode", t1 - t0), ("predict", t2 - t1), ("plan", t3 - t2),
                            ("total", t3 - t0)):
             parts[key].append(1000 * value)
-    encoder.close()
     return {k: np.asarray(v) for k, v in parts.items()}
 
 
@@ -171,10 +169,9 @@ def route_in_process(router_dir: Path, prompts_path: Path, cache: Path, out: Pat
     t.append(time.perf_counter())
     decisions.to_parquet(out, index=False)
     t.append(time.perf_counter())
-    names = ("load router", "read prompts", "embed (cached)", "predict", "sweep", "write")
+    names = ("load router", "read prompts", "embed", "predict", "sweep", "write")
     times = dict(zip(names, np.diff(t), strict=True))
     times["total"] = t[-1] - t[0]
-    router.encoder.close()
     return times
 
 
@@ -212,9 +209,10 @@ def run(args: argparse.Namespace) -> int:
     notes: list[str] = []
 
     model_cache = work / "model"
-    exported = export_model(model_cache)
-    if exported is not None:
-        notes.append(f"ONNX export (once per cache dir, not in (c)): {exported:.1f} s")
+    prepared = prepare_encoder(model_cache)
+    if prepared is not None:
+        notes.append(f"encoder preparation (ONNX export + static table, once per cache dir, "
+                     f"not in (c)): {prepared:.1f} s")
 
     # (c) train on the full mmlupro from a cold embedding cache, via the real CLI
     warm = work / "cache-warm"
@@ -241,18 +239,15 @@ def run(args: argparse.Namespace) -> int:
         router_dir = work / "router-mmlupro-train"
         log("training the default router on mmlupro's training part (for (a), (b)) ...")
         start = time.perf_counter()
-        encoder = default_encoder(warm)
-        new_router("default", encoder=encoder).fit(train_df).save(router_dir)
-        encoder.close()
+        new_router("default", encoder=default_encoder(warm)).fit(train_df).save(router_dir)
         notes.append(f"default router on mmlupro train part ({train_df.prompt_id.nunique()} "
-                     f"prompts), in-process, embeddings cached by (c) unless skipped: "
-                     f"{time.perf_counter() - start:.1f} s")
+                     f"prompts), in-process: {time.perf_counter() - start:.1f} s")
 
-    # (a) one prompt end to end, cache misses, warm process
+    # (a) one prompt end to end, warm process
     texts = list(dict.fromkeys(held_out))[: args.n_latency]
     warmup = list(dict.fromkeys(train_df["prompt"]))[:20]
     log(f"(a) routing {len(texts)} prompts one at a time ...")
-    lat = latency(router_dir, model_cache, texts, work / "cache-miss", warmup)
+    lat = latency(router_dir, warm, texts, warmup)
     p50, p90 = np.percentile(lat["total"], [50, 90])
     rows.append(("(a) one prompt end to end, p50", "<= 5 ms", f"{p50:.2f} ms",
                  "ok" if p50 <= TARGETS["p50_ms"] else "MISSED"))
@@ -260,23 +255,11 @@ def run(args: argparse.Namespace) -> int:
     notes.append("(a) median ms: " + ", ".join(
         f"{k} {np.median(v):.2f}" for k, v in lat.items() if k != "total")
         + f"; prompt length median {np.median([len(t) for t in texts]):.0f} chars")
-    # The same with a one-thread encoder: on a busy 2-core box, two ORT threads contend.
-    one = latency(router_dir, model_cache, texts, work / "cache-miss-1t", warmup, threads=1)
-    p50_1, p90_1 = np.percentile(one["total"], [50, 90])
-    rows.append(("(a) same, encoder threads=1 (p50 / p90)", "-",
-                 f"{p50_1:.2f} / {p90_1:.2f} ms", ""))
 
-    # (b) switchman route on n prompts after the cache is warm
+    # (b) switchman route on n prompts
     table = prompts_table(args.n_route, args.seed)
     prompts_path = work / f"prompts-{len(table)}.parquet"
     table.to_parquet(prompts_path, index=False)
-    log(f"(b) warming the embedding cache with {len(table)} prompts ...")
-    start = time.perf_counter()
-    encoder = default_encoder(warm)
-    encoder.encode(table["prompt"].tolist(), show_progress=True)
-    encoder.close()
-    notes.append(f"(b) warming the cache (embedding the prompts not yet cached): "
-                 f"{time.perf_counter() - start:.1f} s")
 
     walls, peaks = [], []
     for i in range(args.repeats):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -109,18 +108,49 @@ class OnnxMiniLMEncoder:
             if not model.exists():
                 _export_minilm_int8(self.model_dir)
             import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            tok = self._load_tokenizer()
+            self._cls, self._sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+            self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+    def _load_tokenizer(self) -> Any:
+        if self._tokenizer is None:
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
             tok.no_truncation()  # the file ships truncation at 128 and fixed padding; we do
             tok.no_padding()  # both ourselves (head+tail, per-batch padding)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._cls, self._sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
             self._tokenizer = tok
-            self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        return self._tokenizer
+
+    def tokenizer(self) -> Any:
+        """The model's WordPiece tokenizer (tokenizers.Tokenizer), without truncation.
+
+        Exports the model first if needed, but never opens an onnxruntime session.
+        """
+        if not (self.model_dir / "model.onnx").exists():
+            self._load()
+        with self._lock:
+            return self._load_tokenizer()
+
+    def token_vectors(self) -> np.ndarray:
+        """(vocab, dim): each vocabulary token's pooled vector, run alone ([CLS] t [SEP]).
+
+        The raw material of the static encoder (switchman.embed_static); ~5 s on 2 cores.
+        """
+        self._load()
+        vocab = np.arange(self._tokenizer.get_vocab_size(), dtype=np.int64)
+        out = np.empty((len(vocab), self.dim), dtype=np.float32)
+        for start in range(0, len(vocab), 1024):
+            ids = vocab[start : start + 1024]
+            batch = np.stack([np.full_like(ids, self._cls), ids, np.full_like(ids, self._sep)], 1)
+            feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
+            out[start : start + len(ids)] = self._session.run(None, feeds)[0]
+        return out
 
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with [CLS]/[SEP], long texts cut to head + tail."""
@@ -338,24 +368,3 @@ class CachedEncoder:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-
-#: The default window: 32 head + 94 tail tokens. MiniLM was fine-tuned on 128-token inputs,
-#: and on routing prompts (median ~140 tokens) it embeds ~3.5x faster than a 256 window
-#: while routing as well on the dev datasets.
-DEFAULT_WINDOW = {"max_tokens": 128, "head_tokens": 32}
-
-
-def default_encoder(cache_dir: Path | None = None) -> Encoder:
-    """The offline default: cached int8 MiniLM over a 128-token head + tail window."""
-    return CachedEncoder(OnnxMiniLMEncoder(cache_dir, **DEFAULT_WINDOW), cache_dir)
-
-
-def encoder_by_name(name: str, cache_dir: Path | None = None) -> Encoder:
-    """The encoder a saved router was trained with; routers must embed with the same one."""
-    base = OnnxMiniLMEncoder.BASE_NAME
-    m = re.fullmatch(re.escape(base) + r"(?:-(\d+)-(\d+))?", name)
-    if m is None:
-        raise ValueError(f"unknown encoder {name!r}; known: {base!r}, {base + '-MAX-HEAD'!r}")
-    window = {"max_tokens": int(m[1]), "head_tokens": int(m[2])} if m[1] else {}
-    return CachedEncoder(OnnxMiniLMEncoder(cache_dir, **window), cache_dir)

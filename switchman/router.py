@@ -26,7 +26,8 @@ from threadpoolctl import ThreadpoolController
 from switchman import policy
 from switchman.cost import CostModel
 from switchman.data import to_matrices
-from switchman.embed import Encoder, default_encoder, encoder_by_name
+from switchman.embed import Encoder
+from switchman.encoders import default_encoder, encoder_by_name
 from switchman.estimates import Estimates
 from switchman.estimators import (
     Features,

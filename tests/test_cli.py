@@ -23,7 +23,7 @@ pytest.importorskip("tokenizers")
 from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
 
 from switchman.data import to_matrices  # noqa: E402
-from switchman.embed import default_encoder  # noqa: E402
+from switchman.encoders import default_encoder  # noqa: E402
 from switchman.router import Router  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,10 +65,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str
     prompts = bench[~is_train].drop_duplicates("prompt_id")[["prompt_id", "prompt"]]
     out["bench_prompts"] = d / "bench_prompts.parquet"
     prompts.to_parquet(out["bench_prompts"], index=False)
-    texts = [p for t in tables.values() for p in t["prompt"].drop_duplicates()]
-    encoder = default_encoder(cache_dir)  # exports the ONNX model once for the session
-    encoder.encode(texts)
-    encoder.close()
+    default_encoder(cache_dir).encode(["warm up"])  # builds the encoder once for the session
     return out
 
 

@@ -22,9 +22,8 @@ from switchman.embed import (  # noqa: E402
     Encoder,
     OnnxMiniLMEncoder,
     default_cache_dir,
-    default_encoder,
-    encoder_by_name,
 )
+from switchman.encoders import default_encoder, encoder_by_name  # noqa: E402
 
 SENTENCES = [
     "How do I bake sourdough bread at home?",
@@ -150,8 +149,10 @@ def test_cache_separates_encoder_names(onnx_encoder: OnnxMiniLMEncoder, tmp_path
 def test_encoder_by_name(cache_dir: Path) -> None:
     enc = encoder_by_name("minilm-l6-int8-v1", cache_dir)
     assert enc.name == "minilm-l6-int8-v1" and enc.dim == 384
-    # The default uses the 128-token head + tail window, and says so in its name.
-    assert default_encoder(cache_dir).name == "minilm-l6-int8-v1-128-32"
+    # The default is the static table: no cache layer, since a lookup is cheaper.
+    assert default_encoder(cache_dir).name == "minilm-l6-static-v1"
+    assert not isinstance(default_encoder(cache_dir), CachedEncoder)
+    assert isinstance(encoder_by_name("minilm-l6-int8-v1-128-32", cache_dir), CachedEncoder)
     # A shorter window gives other vectors, hence another name, and round-trips.
     short = OnnxMiniLMEncoder(cache_dir, max_tokens=128, head_tokens=32)
     assert short.name == "minilm-l6-int8-v1-128-32"

@@ -24,7 +24,8 @@ pytest.importorskip("tokenizers")
 from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
 
 from switchman.data import load_prompts, to_matrices  # noqa: E402
-from switchman.embed import Encoder, default_encoder  # noqa: E402
+from switchman.embed import Encoder  # noqa: E402
+from switchman.encoders import default_encoder  # noqa: E402
 from switchman.estimators import ROUTER_NAMES  # noqa: E402
 from switchman.eval.sweep import sweep_decisions  # noqa: E402
 from switchman.router import FORMAT_VERSION, Router, RouterLoadError, new_router  # noqa: E402
@@ -279,6 +280,7 @@ def test_routing_reads_only_prompt_id_and_prompt(saved: Path, slices: tuple, tmp
     assert set(decisions[0]["model"]) <= set(router.models)
 
 
-def test_cache_dir_env_is_used(cache_dir: Path) -> None:
+def test_cache_dir_env_is_used(cache_dir: Path, encoder: Encoder) -> None:
     assert os.environ["SWITCHMAN_CACHE_DIR"] == str(cache_dir)
-    assert (cache_dir / "embeddings.sqlite").is_file()
+    encoder.encode(["a prompt"])
+    assert (cache_dir / "encoders" / "minilm-l6-static-v1" / "table.npy").is_file()

@@ -23,7 +23,7 @@ from switchman.estimators.knn import KNNEstimator
 
 #: Weight of the embedding classifier in the log-linear blend with the lexical one; the
 #: lexical classifier names subjects better, the embedding one generalises to new wording.
-_EMBEDDING_SHARE = 0.3
+_EMBEDDING_SHARE = 0.4
 
 
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
@@ -53,7 +53,7 @@ def _per_class(classifier: Any) -> tuple[np.ndarray, np.ndarray]:
 class TaskMixtureEstimator(QualityEstimator):
     kind = "task"
 
-    def __init__(self, c: float = 3.0, shrinkage: float = 5.0, max_iter: int = 300,
+    def __init__(self, c: float = 30.0, shrinkage: float = 5.0, max_iter: int = 300,
                  local_k: int = 0, local_shrinkage: float = 3.0) -> None:
         self.c = c
         self.shrinkage = shrinkage
@@ -107,7 +107,7 @@ class TaskMixtureEstimator(QualityEstimator):
         counts = features.lexical
         doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
         self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
-        classifier = SGDClassifier(loss="log_loss", alpha=1e-5, max_iter=30, tol=None,
+        classifier = SGDClassifier(loss="log_loss", alpha=3e-6, max_iter=30, tol=None,
                                    random_state=0)
         classifier.fit(_tfidf(counts, self.idf_), codes)
         self.lexical_coef_, self.lexical_intercept_ = _per_class(classifier)

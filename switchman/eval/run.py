@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from switchman.data import OutcomeMatrices, load_outcomes, to_matrices
-from switchman.embed import Encoder, default_encoder
+from switchman.embed import Encoder
+from switchman.encoders import default_encoder
 from switchman.estimators import Features
 from switchman.estimators.base import make_features
 from switchman.eval import metrics
