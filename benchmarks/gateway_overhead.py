@@ -9,7 +9,9 @@ servers share) at each concurrency for a fixed time:
 * ``pinned``: switchman, ``model`` = a pool model;
 * ``routed``: switchman, ``model`` = the learned router (``--router DIR``, trained with
   ``switchman train``), else the prior-based ``switchman/auto`` (the table says which);
-* ``litellm``: LiteLLM's proxy to the same upstream.
+* ``litellm``: LiteLLM's proxy to the same upstream;
+* ``python floor proxy``: benchmarks/gateway_floor_proxy.py, a pass-through on switchman's
+  HTTP stack (uvicorn + aiohttp) that does nothing else: what the stack alone adds here.
 
 Added latency = the target's percentile minus the direct percentile at the same
 concurrency. Then the gateway gets more load until it has served ``--total`` requests,
@@ -180,7 +182,7 @@ def main() -> int:
             notes.append(f"learned router {args.router} could not be loaded ({exc}); "
                          "routed case measured with switchman/auto (PriorScorer)")
             args.router = None
-    up_port, gw_port, ll_port = free_port(), free_port(), free_port()
+    up_port, gw_port, ll_port, floor_port = free_port(), free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as name:
@@ -208,6 +210,12 @@ def main() -> int:
                 [sys.executable, "-m", "switchman.gateway", "serve", "--config", str(config),
                  "--port", str(gw_port)], f"http://127.0.0.1:{gw_port}/healthz",
                 tmp / "gw.log"))
+            stack.enter_context(process(
+                [sys.executable, str(ROOT / "benchmarks" / "gateway_floor_proxy.py"),
+                 "--port", str(floor_port), "--upstream", upstream],
+                f"http://127.0.0.1:{floor_port}/", tmp / "floor.log"))
+            targets.append(("python floor proxy",
+                            f"http://127.0.0.1:{floor_port}/v1/chat/completions", body))
             if args.no_litellm:
                 notes.append("LiteLLM: skipped (--no-litellm)")
             elif not LITELLM.exists():

@@ -7,6 +7,11 @@ that task. Prints AIQ, iso-quality cost ratio, max quality and quality at 0.25x 
 the best single model's cost (and APGR / CPT for the two-model pool).
 
     .venv/bin/python benchmarks/routing_quality.py [--datasets routerbench mmlupro ...]
+        [--routers default task ...] [--seeds 0 1 2]
+
+One split (seed 0) is one draw: differences of a few thousandths of AIQ between routers are
+within split noise. With several --seeds, the script ends with each router's margin over
+the task-label router per seed and on average (what held-out acceptance sets will show).
 """
 
 from __future__ import annotations
@@ -43,14 +48,14 @@ def task_label_estimates(train: OutcomeMatrices, test: OutcomeMatrices) -> Estim
     return Estimates(tuple(train.models), quality, cost)
 
 
-def run_dataset(name: str, encoder) -> dict:  # noqa: ANN001 - any Encoder
+def run_dataset(name: str, encoder, routers: list[str], seed: int = 0) -> dict:  # noqa: ANN001
     started = time.perf_counter()
-    train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=0)
+    train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=seed)
     train, test = to_matrices(train_df), to_matrices(test_df)
     train_x = encode(train, encoder, training=True)
     test_x = encode(test, encoder, training=False)
     results: dict[str, SweepResult] = {}
-    for router in ROUTER_NAMES:
+    for router in routers:
         results[router] = sweep_router(router, train, test, train_x, test_x, N_POINTS)
     weights, picks = sweep_picks(task_label_estimates(train, test), N_POINTS)
     results["task-label"] = score_picks(test, weights, picks, "task-label")
@@ -59,6 +64,7 @@ def run_dataset(name: str, encoder) -> dict:  # noqa: ANN001 - any Encoder
                                 {n: r.strong_shares for n, r in results.items()})
     summary["seconds"] = time.perf_counter() - started
     summary["n_train"] = train.n_prompts
+    summary["seed"] = seed
     return summary
 
 
@@ -69,8 +75,9 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_summary(name: str, summary: dict) -> None:
     best = summary["best_single"]
     oracle = summary["oracle"]
-    print(f"\n## {name}: {summary['n_train']} train / {summary['n_prompts']} test prompts, "
-          f"{len(summary['models'])} models ({summary['seconds']:.0f} s)")
+    print(f"\n## {name} (split seed {summary['seed']}): {summary['n_train']} train / "
+          f"{summary['n_prompts']} test prompts, {len(summary['models'])} models "
+          f"({summary['seconds']:.0f} s)")
     print(f"best single {best['model']}: quality {best['quality']:.4f} at ${best['cost']:.3g}; "
           f"oracle {oracle['quality']:.4f} at ${oracle['cost']:.3g}")
     two = len(summary["models"]) == 2
@@ -92,14 +99,43 @@ def print_summary(name: str, summary: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--routers", nargs="+", default=list(ROUTER_NAMES), choices=ROUTER_NAMES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="70/30 split seeds (default 0)")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"routing data not found at {DATA}", file=sys.stderr)
         return 2
     encoder = default_encoder()
+    margins: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
     for name in args.datasets:
-        print_summary(name, run_dataset(name, encoder))
+        for seed in args.seeds:
+            summary = run_dataset(name, encoder, args.routers, seed)
+            print_summary(name, summary)
+            label = summary["routers"]["task-label"]
+            for router in args.routers:
+                row = summary["routers"][router]
+                iso = (None if row["iso_quality_cost_ratio"] is None
+                       or label["iso_quality_cost_ratio"] is None
+                       else row["iso_quality_cost_ratio"] - label["iso_quality_cost_ratio"])
+                margins.setdefault((name, router), []).append((row["aiq"] - label["aiq"], iso))
+    if len(args.seeds) > 1:
+        print_margins(margins, args.seeds)
     return 0
+
+
+def print_margins(margins: dict[tuple[str, str], list[tuple[float, float | None]]],
+                  seeds: list[int]) -> None:
+    """Per dataset and router: AIQ and iso-cost ratio minus the task-label router's."""
+    print(f"\n## margin over task-label, seeds {' '.join(map(str, seeds))} "
+          "(AIQ: higher is better; iso-cost ratio: lower is better, 'never' if either never "
+          "reaches the best single)")
+    print(f"{'dataset':<12} {'router':<10} {'AIQ per seed':<40} {'mean':>8}  iso-cost per seed")
+    for (name, router), rows in margins.items():
+        aiq = [r[0] for r in rows]
+        iso = " ".join(_fmt(r[1], "+.3f") for r in rows)
+        print(f"{name:<12} {router:<10} {' '.join(f'{a:+.4f}' for a in aiq):<40} "
+              f"{np.mean(aiq):>+8.4f}  {iso}")
 
 
 if __name__ == "__main__":
