@@ -1,4 +1,7 @@
-"""Speed of the default encoder: single-query latency, batch throughput, cached lookups.
+"""Speed of the encoders: single-query latency, batch throughput, cached lookups.
+
+The contextual int8 MiniLM (window --max-tokens/--head-tokens), then the default static
+encoder (a token table, no window) on the same prompts, then the cache's lookup path.
 
     .venv/bin/python benchmarks/encoder_speed.py [--n 2000] [--cache-dir DIR]
 
@@ -25,6 +28,7 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from switchman.embed import CachedEncoder, OnnxMiniLMEncoder, default_cache_dir
+from switchman.embed_static import StaticMiniLMEncoder  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -51,6 +55,15 @@ def latency(fn, items: Sequence[str]) -> str:
     cpu = (time.process_time() - cpu) / len(items)
     return (f"{1000 * np.median(times):8.2f} ms p50, {1000 * min(times):.2f} ms best, "
             f"{1000 * cpu:.2f} ms cpu")
+
+
+def throughput(encode, short: list[str], prompts: list[str]) -> None:  # noqa: ANN001
+    for label, texts in (("short", short), ("routing", prompts)):
+        t, cpu = time.perf_counter(), time.process_time()
+        encode(texts)
+        dt, cpu = time.perf_counter() - t, time.process_time() - cpu
+        print(f"batch throughput, {label:8s}    : {len(texts) / dt:8.0f} texts/s "
+              f"({dt:.1f} s for {len(texts)}; {1000 * cpu / len(texts):.2f} ms cpu per text)")
 
 
 def main() -> None:
@@ -82,12 +95,17 @@ def main() -> None:
     mid = [p for p, n in zip(prompts, tokens, strict=True) if 100 <= n <= 200][:100]
     print(f"single routing prompt (100-200 tokens): {latency(enc.encode, mid)}")
 
-    for label, texts in (("short", short), ("routing", prompts)):
-        t, cpu = time.perf_counter(), time.process_time()
-        enc.encode(texts)
-        dt, cpu = time.perf_counter() - t, time.process_time() - cpu
-        print(f"batch throughput, {label:8s}    : {len(texts) / dt:8.0f} texts/s "
-              f"({dt:.1f} s for {len(texts)}; {1000 * cpu / len(texts):.1f} ms cpu per text)")
+    throughput(enc.encode, short, prompts)
+
+    static = StaticMiniLMEncoder(args.cache_dir)
+    t = time.perf_counter()
+    static.encode(["warm up"])
+    print(f"\n{static.name}: first load (table built if needed): "
+          f"{time.perf_counter() - t:.2f} s")
+    print(f"single short query            : {latency(static.encode, short[:300])}")
+    print(f"single routing prompt (100-200 tokens): {latency(static.encode, mid)}")
+    throughput(static.encode, short, prompts)
+    print()
 
     with tempfile.TemporaryDirectory() as tmp:
         keys = [f"routing prompt number {i} " * 20 for i in range(10_000)]
