@@ -5,6 +5,13 @@ follow from the prompt's length; output tokens are model- and prompt-dependent (
 model writing a function vs. a one-letter answer), so they are regressed on the prompt's
 features. Prices come from a price table where one is given, otherwise they are recovered
 from the training outcomes by non-negative least squares on the observed token counts.
+
+When the training table labels tasks, a second predictor is kept: P(task | prompt) times
+each task's mean observed cost per model. It ignores what is particular to the prompt, and
+on some data that routes better: per-prompt cost differences that the quality estimate
+does not account for (a long prompt is also a hard one) can pull the policy the wrong way.
+Which of the two the router uses (``mode_``) is chosen by out-of-fold routing quality in
+``Router.fit_features``.
 """
 
 from __future__ import annotations
@@ -13,7 +20,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from switchman.estimators.base import Features
+from switchman.estimators.base import Features, sub_state
+from switchman.estimators.task_classifier import TaskClassifier, task_codes
+
+#: The predictors ``mode_`` can name.
+MODES = ("prompt", "task")
 
 
 class CostModel:
@@ -53,7 +64,21 @@ class CostModel:
         # exp of a mean log under-estimates the mean: rescale so training means are matched.
         fitted = np.expm1(features.dense() @ self.output_coef_ + self.output_intercept_)
         self.output_scale_ = output_tokens.mean(axis=0) / np.maximum(fitted.mean(axis=0), 1e-9)
+        self._fit_task_costs(features, cost)
+        self.mode_ = "prompt"
         return self
+
+    def _fit_task_costs(self, features: Features, cost: np.ndarray) -> None:
+        """Per-task mean costs, the task classifier, and its out-of-fold cost predictions."""
+        self.classifier_: TaskClassifier | None = None
+        self.oof_task_cost_: np.ndarray | None = None  # training only, never saved
+        labelled = task_codes(features.tasks)
+        if labelled is None:
+            return
+        names, codes = labelled
+        self.task_cost_ = np.stack([cost[codes == t].mean(axis=0) for t in range(len(names))])
+        self.classifier_ = TaskClassifier().fit(features, codes)
+        self.oof_task_cost_ = self.classifier_.out_of_fold(features, codes) @ self.task_cost_
 
     def input_tokens(self, features: Features) -> np.ndarray:
         return self.tokens_per_char_ * np.expm1(features.log_chars) + self.token_offset_
@@ -62,20 +87,37 @@ class CostModel:
         log_tokens = features.dense() @ self.output_coef_ + self.output_intercept_
         return np.maximum(np.expm1(log_tokens), 1.0) * self.output_scale_
 
-    def predict(self, features: Features) -> np.ndarray:
-        """Expected dollars (n_prompts, n_models)."""
+    def per_prompt(self, features: Features) -> np.ndarray:
+        """Input tokens x input price + expected output tokens x output price."""
         tin = self.input_tokens(features)[:, None]
         tout = self.output_tokens(features)
         return tin * self.price_per_token_[:, 0] + tout * self.price_per_token_[:, 1]
 
+    def task_mixture(self, features: Features) -> np.ndarray:
+        """P(task | prompt) x each task's mean cost (needs task labels at fit time)."""
+        if self.classifier_ is None:
+            raise ValueError("no task labels were given at fit time")
+        return self.classifier_.probabilities(features) @ self.task_cost_
+
+    def predict(self, features: Features) -> np.ndarray:
+        """Expected dollars (n_prompts, n_models), by the chosen ``mode_``."""
+        if self.mode_ == "task":
+            return self.task_mixture(features)
+        return self.per_prompt(features)
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             "token_fit": np.array([self.tokens_per_char_, self.token_offset_]),
             "price_per_token": self.price_per_token_,
             "output_coef": self.output_coef_,
             "output_intercept": self.output_intercept_,
             "output_scale": self.output_scale_,
+            "mode": np.array(MODES.index(self.mode_)),
         }
+        if self.classifier_ is not None:
+            arrays["task_cost"] = self.task_cost_
+            arrays.update({f"task.{k}": v for k, v in self.classifier_.state_arrays().items()})
+        return arrays
 
     def load_state(self, arrays: Mapping[str, np.ndarray]) -> CostModel:
         self.tokens_per_char_, self.token_offset_ = (float(v) for v in arrays["token_fit"])
@@ -83,4 +125,11 @@ class CostModel:
         self.output_coef_ = arrays["output_coef"]
         self.output_intercept_ = arrays["output_intercept"]
         self.output_scale_ = arrays["output_scale"]
+        self.mode_ = MODES[int(arrays["mode"])] if "mode" in arrays else "prompt"
+        self.classifier_ = None
+        if "task_cost" in arrays:
+            self.task_cost_ = arrays["task_cost"]
+            self.classifier_ = TaskClassifier().load_state(sub_state(arrays, "task."))
+        if self.mode_ == "task" and self.classifier_ is None:
+            raise ValueError("cost mode 'task' without a task classifier")
         return self

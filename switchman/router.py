@@ -36,6 +36,7 @@ from switchman.estimators import (
     make_estimator,
 )
 from switchman.estimators.base import make_features, sub_state
+from switchman.estimators.stacking import routing_score
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,41 @@ class Router:
             self.cost_model_ = CostModel().fit(features, list(models), input_tokens,
                                                output_tokens, cost, prices)
             self.estimator.fit(features, quality, cost)
-            self.default_cost_weight_ = self._iso_quality_weight(features, quality)
+            predicted = getattr(self.estimator, "oof_quality_", None)
+            decision_cost = self._choose_cost_mode(features, predicted, quality, cost)
+            if predicted is None:
+                predicted = self.estimator.predict(features)
+            self.default_cost_weight_ = self._iso_quality_weight(predicted, decision_cost,
+                                                                 quality)
         return self
 
-    def _iso_quality_weight(self, features: Features, quality: np.ndarray) -> float:
+    def _choose_cost_mode(self, features: Features, oof_quality: np.ndarray | None,
+                          quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """Keep the cost predictor that routes best out of fold; return its training costs.
+
+        Needs held-out quality predictions (the stacked default has them) and task labels;
+        otherwise the per-prompt predictor stays. Ties keep the per-prompt one.
+        """
+        per_prompt = self.cost_model_.per_prompt(features)
+        task_cost = self.cost_model_.oof_task_cost_
+        if oof_quality is None or task_cost is None:
+            return per_prompt
+        scores = {mode: routing_score(oof_quality, cost, quality, decision_cost=c)
+                  for mode, c in (("prompt", per_prompt), ("task", task_cost))}
+        self.cost_model_.mode_ = "task" if scores["task"] > scores["prompt"] else "prompt"
+        log.info("cost predictor: out-of-fold routing scores %s; selected %s",
+                 {k: round(v, 4) for k, v in scores.items()}, self.cost_model_.mode_)
+        return task_cost if self.cost_model_.mode_ == "task" else per_prompt
+
+    def _iso_quality_weight(self, predicted: np.ndarray, decision_cost: np.ndarray,
+                            quality: np.ndarray) -> float:
         """The cheapest cost weight whose (held-out) quality matches the best single model.
 
         That is the gateway's default trade-off: the best model's quality for less money.
         Out-of-fold predictions are used where the estimator has them, so the choice is not
         flattered by in-sample fit.
         """
-        predicted = getattr(self.estimator, "oof_quality_", None)
-        if predicted is None:
-            predicted = self.estimator.predict(features)
-        estimates = Estimates(self.models_, predicted, self.cost_model_.predict(features))
+        estimates = Estimates(self.models_, predicted, decision_cost)
         target = float(quality.mean(axis=0).max())
         return policy.calibrate_cost_weight(estimates, target_quality=target,
                                             observed_quality=quality)

@@ -264,7 +264,7 @@ def test_cluster_with_tiny_data_is_the_prior() -> None:
 
 def test_task_estimator_uses_task_labels() -> None:
     est = TaskMixtureEstimator().fit(TRAIN, Y_TRAIN)
-    probs = est.task_probabilities(TEST)
+    probs = est.classifier_.probabilities(TEST)
     assert probs.shape == (len(TEST), 2)
     assert probs.sum(axis=1) == pytest.approx(np.ones(len(TEST)))
     kind1 = P_TEST[:, 0] > 0.5

@@ -23,14 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def routing_score(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
-                  n_points: int = 25) -> float:
-    """How well ``predicted`` quality routes, scored on ``observed`` outcomes.
+                  n_points: int = 25, decision_cost: np.ndarray | None = None) -> float:
+    """How well ``predicted`` quality routes, scored on ``observed`` outcomes and ``cost``.
 
     The AIQ of the policy's sweep; a sweep whose best point falls short of the best single
     model's quality loses a full point, because a router that cannot match the best model
-    at any price fails the promise users buy it for, whatever its area.
+    at any price fails the promise users buy it for, whatever its area. The policy sees
+    ``decision_cost`` (predicted costs) when given, else the observed ``cost``.
     """
-    estimates = Estimates(tuple(range(predicted.shape[1])), predicted, cost)
+    seen_cost = cost if decision_cost is None else decision_cost
+    estimates = Estimates(tuple(range(predicted.shape[1])), predicted, seen_cost)
     rows = np.arange(predicted.shape[0])
     points = []
     for w in policy.cost_weight_sweep(estimates, n_points):

@@ -1,0 +1,125 @@
+"""Which task (benchmark, subject) a prompt belongs to, inferred from its text.
+
+Training tables label prompts with a ``task``; routing sees only text. Two linear
+classifiers are blended geometrically: a multinomial logistic regression on the sentence
+embedding (generalises to new wording) and a one-vs-rest logistic SGD on tf-idf of hashed
+word n-grams (names subjects sharply). Used by the task-mixture estimator for quality and by
+the cost model for per-task typical costs. Fitting needs scikit-learn; predicting, numpy
+and scipy.sparse only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from switchman.estimators.base import Features
+
+#: Weight of the embedding classifier in the log-linear blend with the lexical one, and
+#: the regularisation of each; chosen by 3-fold cross-validation of task accuracy on the
+#: training parts of the dev datasets.
+_EMBEDDING_SHARE = 0.4
+_LEXICAL_ALPHA = 3e-6
+
+
+def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Sublinear tf x idf, rows L2-normalised (the usual tf-idf, with a stored idf)."""
+    weighted = counts.astype(np.float32, copy=True)
+    weighted.data = 1.0 + np.log(weighted.data)
+    weighted = weighted.multiply(idf[None, :]).tocsr()
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    return sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ weighted
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _per_class(classifier: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(features, n_classes) weights and (n_classes,) intercepts, also for 2 classes."""
+    coef = np.ascontiguousarray(classifier.coef_.T, dtype=np.float32)  # fast sparse @ dense
+    intercept = np.asarray(classifier.intercept_, dtype=np.float32)
+    if coef.shape[1] == 1:  # sklearn keeps a single column for a binary problem
+        coef, intercept = np.hstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2,
+                                                                       intercept[0] / 2])
+    return coef, intercept.astype(np.float32)
+
+
+def task_codes(tasks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(sorted task names, each prompt's index into them), or None with under 2 tasks."""
+    if tasks is None:
+        return None
+    names, codes = np.unique(tasks, return_inverse=True)
+    return (names, codes) if len(names) >= 2 else None
+
+
+class TaskClassifier:
+    """P(task | prompt) over the tasks seen in training (see the module docstring)."""
+
+    def __init__(self, c: float = 30.0, max_iter: int = 300) -> None:
+        self.c = c
+        self.max_iter = max_iter
+
+    def fit(self, features: Features, codes: np.ndarray) -> TaskClassifier:
+        """Learn from task indices ``codes`` (at least two distinct tasks)."""
+        from sklearn.linear_model import LogisticRegression, SGDClassifier  # fitting only
+
+        classifier = LogisticRegression(C=self.c, max_iter=self.max_iter)
+        classifier.fit(features.dense(), codes)
+        self.coef_, self.intercept_ = _per_class(classifier)  # (d + 1, n_tasks), (n_tasks,)
+        self.idf_ = np.zeros(0, dtype=np.float32)
+        if features.lexical is not None:
+            counts = features.lexical
+            doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
+            self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
+            lexical = SGDClassifier(loss="log_loss", alpha=_LEXICAL_ALPHA, max_iter=30,
+                                    tol=None, random_state=0)
+            lexical.fit(_tfidf(counts, self.idf_), codes)
+            self.lexical_coef_, self.lexical_intercept_ = _per_class(lexical)
+        return self
+
+    def probabilities(self, features: Features) -> np.ndarray:
+        """(n, n_tasks): the embedding and lexical classifiers' geometric blend."""
+        log_probs = _log_softmax(features.dense() @ self.coef_ + self.intercept_)
+        if self.idf_.size and features.lexical is not None:
+            scores = _tfidf(features.lexical, self.idf_) @ self.lexical_coef_
+            # one-vs-rest logistic scores -> normalised class probabilities, as sklearn does
+            ovr = 1.0 / (1.0 + np.exp(-(scores + self.lexical_intercept_)))
+            lexical = np.log(ovr / ovr.sum(axis=1, keepdims=True) + 1e-9)
+            log_probs = _log_softmax(_EMBEDDING_SHARE * log_probs
+                                     + (1 - _EMBEDDING_SHARE) * lexical)
+        return np.exp(log_probs)
+
+    def out_of_fold(self, features: Features, codes: np.ndarray, n_folds: int = 3,
+                    seed: int = 0) -> np.ndarray:
+        """Each training prompt's probabilities from a classifier that did not see it."""
+        from sklearn.model_selection import KFold  # fitting only
+
+        n_tasks = int(codes.max()) + 1
+        out = np.zeros((len(codes), n_tasks))
+        folds = KFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for train_idx, held_idx in folds.split(codes):
+            fold = TaskClassifier(self.c, self.max_iter).fit(features.rows(train_idx),
+                                                             codes[train_idx])
+            seen = np.unique(codes[train_idx])  # a rare task may be missing from a fold
+            out[np.ix_(held_idx, seen)] = fold.probabilities(features.rows(held_idx))
+        return out
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"coef": self.coef_, "intercept": self.intercept_, "idf": self.idf_}
+        if self.idf_.size:
+            arrays.update(lexical_coef=self.lexical_coef_,
+                          lexical_intercept=self.lexical_intercept_)
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> TaskClassifier:
+        self.coef_ = arrays["coef"]
+        self.intercept_ = arrays["intercept"]
+        self.idf_ = arrays["idf"]
+        if self.idf_.size:
+            self.lexical_coef_ = np.ascontiguousarray(arrays["lexical_coef"])
+            self.lexical_intercept_ = arrays["lexical_intercept"]
+        return self
