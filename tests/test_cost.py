@@ -1,0 +1,96 @@
+"""The cost model: per-prompt and task-mixture predictors, and which one a router keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from switchman.cost import CostModel
+from switchman.estimators import Features
+from switchman.estimators.stacking import routing_score
+from switchman.router import new_router
+
+MODELS = ["cheap", "strong"]
+PRICES = {"cheap": (1.0, 2.0), "strong": (10.0, 30.0)}  # USD per million tokens
+
+
+def _data(n: int, seed: int, tasks: bool = True) -> tuple[Features, np.ndarray, np.ndarray,
+                                                          np.ndarray, np.ndarray]:
+    """Two tasks with different prompt lengths and answer lengths; costs follow prices."""
+    rng = np.random.default_rng(seed)
+    kind = rng.integers(0, 2, n)
+    centres = np.eye(8)[:2]
+    x = centres[kind] + 0.2 * rng.normal(size=(n, 8))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    chars = np.where(kind == 0, 400, 4000) * rng.uniform(0.5, 1.5, n)
+    tin = np.ceil(chars / 4)
+    tout = np.column_stack([np.where(kind == 0, 50, 300)] * 2) * rng.uniform(0.8, 1.2, (n, 2))
+    price = np.array([PRICES[m] for m in MODELS]) / 1e6
+    cost = tin[:, None] * price[:, 0] + tout * price[:, 1]
+    labels = np.where(kind == 0, "short-task", "long-task") if tasks else None
+    return Features(x, np.log1p(chars), labels), tin, tout, cost, kind
+
+
+def test_both_predictors_track_the_observed_cost() -> None:
+    features, tin, tout, cost, _ = _data(400, seed=0)
+    model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
+    test, _, _, truth, _ = _data(200, seed=1, tasks=False)
+    for predicted in (model.per_prompt(test), model.task_mixture(test)):
+        assert predicted.shape == truth.shape and (predicted > 0).all()
+        assert np.median(np.abs(predicted - truth) / truth) < 0.35
+    # per prompt follows each prompt's length; the task mixture only each task's mean
+    assert np.corrcoef(model.per_prompt(test)[:, 1], truth[:, 1])[0, 1] > 0.95
+    assert model.mode_ == "prompt"  # the default until a router chooses
+    assert model.oof_task_cost_ is not None and model.oof_task_cost_.shape == cost.shape
+
+
+def test_mode_and_classifier_round_trip() -> None:
+    features, tin, tout, cost, _ = _data(300, seed=0)
+    model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
+    model.mode_ = "task"
+    clone = CostModel().load_state({k: v.copy() for k, v in model.state_arrays().items()})
+    test = _data(50, seed=2, tasks=False)[0]
+    assert clone.mode_ == "task"
+    assert np.array_equal(clone.predict(test), model.task_mixture(test))
+    arrays = model.state_arrays()
+    del arrays["task_cost"]
+    with pytest.raises(ValueError, match="without a task classifier"):
+        CostModel().load_state(arrays)
+
+
+def test_without_task_labels_only_the_per_prompt_predictor_exists() -> None:
+    features, tin, tout, cost, _ = _data(200, seed=0, tasks=False)
+    model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
+    assert model.oof_task_cost_ is None
+    with pytest.raises(ValueError, match="no task labels"):
+        model.task_mixture(features)
+    loaded = CostModel().load_state(model.state_arrays())
+    assert np.array_equal(loaded.predict(features), model.per_prompt(features))
+
+
+def test_routing_score_measures_observed_cost_but_decides_on_predicted() -> None:
+    observed = np.tile([0.0, 1.0], (40, 1))  # only the strong model ever answers
+    cost = np.tile([1e-4, 1e-2], (40, 1))
+    truthful = routing_score(observed, cost, observed)
+    # predicted costs that call the strong model the cheap one: it is always chosen, so the
+    # sweep never sees the cheap end of the frontier, but it is scored at its real price
+    inverted = routing_score(observed, cost, observed, decision_cost=cost[:, ::-1])
+    assert truthful >= inverted > 0
+
+
+def test_router_keeps_the_cost_predictor_that_routes_better_out_of_fold() -> None:
+    features, tin, tout, cost, kind = _data(300, seed=0)
+    rng = np.random.default_rng(3)
+    quality = (rng.random((300, 2)) < np.where(kind[:, None] == 0, [0.8, 0.9], [0.3, 0.9]))
+    router = new_router("default").fit_features(features, MODELS, quality.astype(float), cost,
+                                                tin, tout, PRICES)
+    oof = router.estimator.oof_quality_
+    scores = {mode: routing_score(oof, cost, quality.astype(float), decision_cost=c)
+              for mode, c in (("prompt", router.cost_model_.per_prompt(features)),
+                              ("task", router.cost_model_.oof_task_cost_))}
+    expected = "task" if scores["task"] > scores["prompt"] else "prompt"
+    assert router.cost_model_.mode_ == expected
+    # a family without out-of-fold predictions keeps the per-prompt predictor
+    plain = new_router("knn").fit_features(features, MODELS, quality.astype(float), cost,
+                                           tin, tout, PRICES)
+    assert plain.cost_model_.mode_ == "prompt"
