@@ -118,6 +118,29 @@ def test_train_writes_a_router(knn_router: Path, default_router: Path) -> None:
     assert config["estimator"]["kind"] == "stacking" and config["name"] == "default"
 
 
+def test_train_with_the_contextual_encoder_records_it(files: dict[str, Path], cache_dir: Path,
+                                                     tmp_path: Path) -> None:
+    """--encoder picks the contextual MiniLM; route then embeds with the same encoder."""
+    out = tmp_path / "router"
+    _ok(switchman(cache_dir, tmp_path, "train", "--data", files["bench_train"], "--router",
+                  "task", "--encoder", "minilm-l6-int8-v1-128-32", "--out", out))
+    assert json.loads((out / "router.json").read_text())["encoder"] == "minilm-l6-int8-v1-128-32"
+    _ok(switchman(cache_dir, tmp_path, "route", "--router", out, "--prompts",
+                  files["bench_prompts"], "--out", tmp_path / "d.parquet"))
+    assert len(pd.read_parquet(tmp_path / "d.parquet")) > 0
+    assert (cache_dir / "embeddings.sqlite").is_file()  # the contextual encoder is cached
+
+
+def test_train_with_an_unknown_encoder_is_a_clear_error(files: dict[str, Path], cache_dir: Path,
+                                                        tmp_path: Path) -> None:
+    result = switchman(cache_dir, tmp_path, "train", "--data", files["bench_train"],
+                       "--encoder", "bert-huge", "--out", tmp_path / "r")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "unknown encoder 'bert-huge'" in result.stderr
+    assert "minilm-l6-static-v1" in result.stderr  # names the ones that exist
+    assert not (tmp_path / "r").exists()
+
+
 def test_route_default_sweep(default_router: Path, files: dict[str, Path], cache_dir: Path,
                              tmp_path: Path) -> None:
     out = tmp_path / "out" / "decisions.parquet"  # parent directory does not exist yet
