@@ -52,7 +52,9 @@ def test_whole_prompt_counts_and_batches_agree(encoder: StaticMiniLMEncoder) -> 
     long_text = "Here are some worked examples of arithmetic. " * 200 + "What is 2+2?"
     ids = encoder._tokenizer.encode(long_text, add_special_tokens=False).ids
     assert len(ids) > 1000  # far beyond any transformer window
-    expected = np.load(encoder.table_path).astype(np.float32)[ids].sum(axis=0)
+    with np.load(encoder.table_path) as table:
+        rows = table["codes"].astype(np.float32) * table["scales"][:, None]
+    expected = rows[ids].sum(axis=0)
     np.testing.assert_allclose(encoder.encode([long_text])[0],
                                expected / np.linalg.norm(expected), atol=1e-5)
     texts = [f"prompt number {i} about topic {i % 7}" for i in range(600)]  # > one chunk
@@ -68,10 +70,13 @@ def test_table_built_once_and_reused_without_torch(encoder: StaticMiniLMEncoder,
     np.testing.assert_array_equal(again.encode(["same text"]), encoder.encode(["same text"]))
     assert again.table_path.stat().st_mtime_ns == stamp
     assert encoder_by_name("minilm-l6-static-v1", cache_dir).encode(["x"]).shape == (1, 384)
-    # the table is centred token vectors, stored compactly
-    table = np.load(encoder.table_path)
-    assert table.dtype == np.float16 and table.shape[1] == OnnxMiniLMEncoder.dim
-    assert np.abs(table.astype(np.float32).mean(axis=0)).max() < 1e-3
+    # the table is centred token vectors, stored compactly: int8 codes x a scale per row
+    with np.load(encoder.table_path) as table:
+        codes, scales = table["codes"], table["scales"]
+    assert codes.dtype == np.int8 and codes.shape == (len(scales), OnnxMiniLMEncoder.dim)
+    rows = codes.astype(np.float32) * scales[:, None]
+    assert np.abs(rows.mean(axis=0)).max() < 1e-3
+    np.testing.assert_allclose(np.abs(codes).max(axis=1), 127)  # each row uses the range
     code = ("import sys; from pathlib import Path\n"
             "from switchman.encoders import encoder_by_name\n"
             f"encoder_by_name('minilm-l6-static-v1', Path({str(cache_dir)!r})).encode(['hi'])\n"

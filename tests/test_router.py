@@ -283,4 +283,4 @@ def test_routing_reads_only_prompt_id_and_prompt(saved: Path, slices: tuple, tmp
 def test_cache_dir_env_is_used(cache_dir: Path, encoder: Encoder) -> None:
     assert os.environ["SWITCHMAN_CACHE_DIR"] == str(cache_dir)
     encoder.encode(["a prompt"])
-    assert (cache_dir / "encoders" / "minilm-l6-static-v1" / "table.npy").is_file()
+    assert (cache_dir / "encoders" / "minilm-l6-static-v1" / "table-int8.npz").is_file()
