@@ -79,7 +79,10 @@ class StaticMiniLMEncoder:
         return out
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        if len(texts) == 1:  # the gateway's case: the batch API's thread pool costs more
+            encodings = [self._tokenizer.encode(texts[0], add_special_tokens=False)]
+        else:
+            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
         sums = np.empty((len(texts), self.dim), dtype=np.float32)
         for row, encoding in enumerate(encodings):
             # A text with no tokens (empty, whitespace) gets the special tokens' vector.

@@ -11,6 +11,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,3 +286,18 @@ def test_cache_dir_env_is_used(cache_dir: Path, encoder: Encoder) -> None:
     assert os.environ["SWITCHMAN_CACHE_DIR"] == str(cache_dir)
     encoder.encode(["a prompt"])
     assert (cache_dir / "encoders" / "minilm-l6-static-v1" / "table-int8.npz").is_file()
+
+
+def test_pinning_blas_to_one_thread_for_a_server_process() -> None:
+    """In a fresh process (the pin is process-wide): BLAS at one thread, no per-call limit."""
+    code = (
+        "import contextlib\n"
+        "from threadpoolctl import threadpool_info\n"
+        "import switchman.router as r\n"
+        "assert not isinstance(r._one_blas_thread(), contextlib.nullcontext)\n"
+        "r.pin_blas_to_one_thread()\n"
+        "assert isinstance(r._one_blas_thread(), contextlib.nullcontext)\n"
+        "blas = [i for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "assert blas and all(i['num_threads'] == 1 for i in blas), blas\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -32,10 +32,9 @@ def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
     """
     lengths = np.diff(counts.indptr)
     weights = (1.0 + np.log(counts.data, dtype=np.float32)) * idf[counts.indices]
-    squares = np.zeros(len(lengths), dtype=np.float32)
     rows = np.repeat(np.arange(len(lengths)), lengths)
-    np.add.at(squares, rows, weights * weights)
-    weights /= np.repeat(np.maximum(np.sqrt(squares), 1e-12), lengths)
+    squares = np.bincount(rows, weights=weights * weights, minlength=len(lengths))
+    weights /= np.repeat(np.maximum(np.sqrt(squares), 1e-12), lengths).astype(np.float32)
     return sparse.csr_matrix((weights, counts.indices, counts.indptr), shape=counts.shape)
 
 

@@ -90,10 +90,11 @@ def load_scorer(router: RouterConfig, config: Config) -> Scorer:
     if router.path is None:
         return PriorScorer(members, config.default_cost_weight)
     try:
-        from switchman.router import Router  # heavy (encoder); only when configured
+        from switchman.router import Router, pin_blas_to_one_thread  # heavy; when configured
     except ImportError as exc:
         raise RuntimeError(f"router {router.name!r}: cannot import switchman.router: {exc}") \
             from exc
+    pin_blas_to_one_thread()  # a server predicts one prompt at a time, many times over
     trained = Router.load(router.path)
     scorer = MappedScorer(trained, router.model_map, pool)
     if not scorer.models:
