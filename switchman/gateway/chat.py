@@ -21,7 +21,7 @@ from switchman.gateway.errors import GatewayError, error_response
 from switchman.gateway.executor import Outcome
 from switchman.gateway.http import read_json
 from switchman.gateway.reporting import account, decision_headers, record_for
-from switchman.gateway.routing import Decision
+from switchman.gateway.routing import Decision, estimate_inline
 from switchman.gateway.schema import ChatRequest, parse_chat_request
 from switchman.gateway.service import Gateway
 from switchman.gateway.sticky import ConversationKey, conversation_key
@@ -75,8 +75,11 @@ async def _handle(gw: Gateway, request: Request, t0: float,
         conv = conversation_key(req.messages, req.prefs.conversation_id)
         entry = gw.routing.routers.get(req.model)
         estimates = None
-        if entry is not None and not entry.inline:  # keep the event loop free meanwhile
-            estimates = await asyncio.to_thread(entry.scorer.estimate, [req.text])
+        if entry is not None and not entry.inline:
+            if estimate_inline(entry, req.text):
+                estimates = entry.scorer.estimate([req.text])
+            else:  # a long prompt: keep the event loop free meanwhile
+                estimates = await asyncio.to_thread(entry.scorer.estimate, [req.text])
         decision = gw.routing.decide(req, gw.memory.get(conv.lookup), estimates)
         outcome = await gw.executor.run(req, decision)
     except GatewayError as err:

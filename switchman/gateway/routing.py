@@ -39,8 +39,22 @@ class RouterEntry:
     name: str
     scorer: Scorer
     cost_weight: float
-    inline: bool = True  # False: estimate in a worker thread (an encoder takes milliseconds)
+    #: Always estimate on the event loop (a prior costs microseconds). A trained router's
+    #: estimate runs there too for prompts up to ``INLINE_MAX_CHARS``, in a worker thread
+    #: beyond that (see ``estimate_inline``).
+    inline: bool = True
     fallbacks: tuple[str, ...] = ()  # pinned chain tried right after the chosen model
+
+
+#: A trained router encodes and scores a prompt of this size in about a millisecond, less
+#: than a hop to a worker thread costs under load (GIL hand-offs); longer prompts, whose
+#: tokenising grows with length, go to a thread so the event loop never stalls on one.
+INLINE_MAX_CHARS = 8000
+
+
+def estimate_inline(entry: RouterEntry, text: str) -> bool:
+    """Whether to score ``text`` on the event loop rather than in a worker thread."""
+    return entry.inline or len(text) <= INLINE_MAX_CHARS
 
 
 def expected_cost(model: Model, req: ChatRequest) -> float:

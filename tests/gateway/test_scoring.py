@@ -126,6 +126,7 @@ def test_router_trained_by_switchman_serves_through_config(base_config: dict, tm
     from switchman.estimators import Features, make_estimator
     from switchman.gateway.app import create_app
     from switchman.gateway.local import free_port
+    from switchman.gateway.routing import INLINE_MAX_CHARS
     from switchman.router import Router
 
     monkeypatch.setenv("SWITCHMAN_CACHE_DIR", str(tmp_path / "cache"))
@@ -155,3 +156,9 @@ def test_router_trained_by_switchman_serves_through_config(base_config: dict, tm
         assert r.headers["x-switchman-router"] == "test/knn"
         entry = gw.app.state.gateway.routing.routers["test/knn"]
         assert entry.scorer.models == ("cheap", "mid") and not entry.inline
+        # a prompt past the inline limit is scored in a worker thread, with the same result
+        long = "Summarise the following notes. " * 400
+        r = http.post("/v1/chat/completions", json={
+            "model": "test/knn", "messages": [{"role": "user", "content": long}]})
+        assert len(long) > INLINE_MAX_CHARS and r.status_code == 200, r.text
+        assert r.headers["x-switchman-model"] == "mid"
