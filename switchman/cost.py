@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from switchman.estimators.base import Features, sub_state
-from switchman.estimators.task_classifier import TaskClassifier, task_codes
+from switchman.estimators.task_classifier import TaskClassifier, task_codes, task_totals
 
 #: The predictors ``mode_`` can name.
 MODES = ("prompt", "task")
@@ -76,7 +76,8 @@ class CostModel:
         if labelled is None:
             return
         names, codes = labelled
-        self.task_cost_ = np.stack([cost[codes == t].mean(axis=0) for t in range(len(names))])
+        sums, counts = task_totals(cost, codes, len(names))
+        self.task_cost_ = sums / counts[:, None]  # every task has a prompt: np.unique's codes
         self.classifier_ = TaskClassifier().fit(features, codes)
         self.oof_task_cost_ = self.classifier_.out_of_fold(features, codes) @ self.task_cost_
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from switchman.estimators.base import Features, QualityEstimator, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
-from switchman.estimators.task_classifier import TaskClassifier, task_codes
+from switchman.estimators.task_classifier import TaskClassifier, task_codes, task_totals
 
 
 class TaskMixtureEstimator(QualityEstimator):
@@ -47,9 +47,7 @@ class TaskMixtureEstimator(QualityEstimator):
             return self._fit_local(features, quality)
         names, codes = labelled
         self.classifier_ = TaskClassifier(self.c, self.max_iter).fit(features, codes)
-        counts = np.bincount(codes, minlength=len(names)).astype(float)
-        sums = np.zeros((len(names), quality.shape[1]))
-        np.add.at(sums, codes, quality)
+        sums, counts = task_totals(quality, codes, len(names))
         self.task_quality_ = shrink(sums, counts[:, None], prior[None, :], self.shrinkage)
         return self._fit_local(features, quality)
 

@@ -61,6 +61,14 @@ def task_codes(tasks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None
     return (names, codes) if len(names) >= 2 else None
 
 
+def task_totals(values: np.ndarray, codes: np.ndarray,
+                n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per task, the column sums of ``values`` (n_tasks, m) and the row counts (n_tasks,)."""
+    sums = np.zeros((n_tasks, values.shape[1]))
+    np.add.at(sums, codes, values)
+    return sums, np.bincount(codes, minlength=n_tasks).astype(float)
+
+
 class TaskClassifier:
     """P(task | prompt) over the tasks seen in training (see the module docstring)."""
 
