@@ -52,8 +52,8 @@ def run_dataset(name: str, encoder, routers: list[str], seed: int = 0) -> dict: 
     started = time.perf_counter()
     train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=seed)
     train, test = to_matrices(train_df), to_matrices(test_df)
-    train_x = encode(train, encoder, training=True)
-    test_x = encode(test, encoder, training=False)
+    train_x = encode(train, encoder)
+    test_x = encode(test, encoder)
     results: dict[str, SweepResult] = {}
     for router in routers:
         results[router] = sweep_router(router, train, test, train_x, test_x, N_POINTS)

@@ -6,10 +6,11 @@ model writing a function vs. a one-letter answer), so they are regressed on the 
 features. Prices come from a price table where one is given, otherwise they are recovered
 from the training outcomes by non-negative least squares on the observed token counts.
 
-When the training table labels tasks, a second predictor is kept: P(task | prompt) times
-each task's mean observed cost per model. It ignores what is particular to the prompt, and
-on some data that routes better: per-prompt cost differences that the quality estimate
-does not account for (a long prompt is also a hard one) can pull the policy the wrong way.
+When the training table labels tasks, a second predictor is kept: P(task | prompt) (the
+router's, in ``Features.task_probs``) times each task's mean observed cost per model. It
+ignores what is particular to the prompt, and on some data that routes better: per-prompt
+cost differences that the quality estimate does not account for (a long prompt is also a
+hard one) can pull the policy the wrong way.
 Which of the two the router uses (``mode_``) is chosen by out-of-fold routing quality in
 ``Router.fit_features``.
 """
@@ -20,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from switchman.estimators.base import Features, sub_state
-from switchman.estimators.task_classifier import TaskClassifier, task_codes, task_totals
+from switchman.estimators.base import Features
+from switchman.estimators.task_classifier import task_totals
 
 #: The predictors ``mode_`` can name.
 MODES = ("prompt", "task")
@@ -69,17 +70,14 @@ class CostModel:
         return self
 
     def _fit_task_costs(self, features: Features, cost: np.ndarray) -> None:
-        """Per-task mean costs, the task classifier, and its out-of-fold cost predictions."""
-        self.classifier_: TaskClassifier | None = None
+        """Per-task mean costs, and their predictions for the (out-of-fold) training posteriors."""
+        self.task_cost_: np.ndarray | None = None
         self.oof_task_cost_: np.ndarray | None = None  # training only, never saved
-        labelled = task_codes(features.tasks)
-        if labelled is None:
+        if features.task_ids is None or features.task_probs is None:
             return
-        names, codes = labelled
-        sums, counts = task_totals(cost, codes, len(names))
-        self.task_cost_ = sums / counts[:, None]  # every task has a prompt: np.unique's codes
-        self.classifier_ = TaskClassifier().fit(features, codes)
-        self.oof_task_cost_ = self.classifier_.out_of_fold(features, codes) @ self.task_cost_
+        sums, counts = task_totals(cost, features.task_ids, features.task_probs.shape[1])
+        self.task_cost_ = sums / np.maximum(counts, 1.0)[:, None]
+        self.oof_task_cost_ = features.task_probs @ self.task_cost_
 
     def input_tokens(self, features: Features) -> np.ndarray:
         return self.tokens_per_char_ * np.expm1(features.log_chars) + self.token_offset_
@@ -96,9 +94,11 @@ class CostModel:
 
     def task_mixture(self, features: Features) -> np.ndarray:
         """P(task | prompt) x each task's mean cost (needs task labels at fit time)."""
-        if self.classifier_ is None:
+        if self.task_cost_ is None:
             raise ValueError("no task labels were given at fit time")
-        return self.classifier_.probabilities(features) @ self.task_cost_
+        if features.task_probs is None:
+            raise ValueError("the task-mixture cost needs task posteriors (Features.task_probs)")
+        return features.task_probs @ self.task_cost_
 
     def predict(self, features: Features) -> np.ndarray:
         """Expected dollars (n_prompts, n_models), by the chosen ``mode_``."""
@@ -115,9 +115,8 @@ class CostModel:
             "output_scale": self.output_scale_,
             "mode": np.array(MODES.index(self.mode_)),
         }
-        if self.classifier_ is not None:
+        if self.task_cost_ is not None:
             arrays["task_cost"] = self.task_cost_
-            arrays.update({f"task.{k}": v for k, v in self.classifier_.state_arrays().items()})
         return arrays
 
     def load_state(self, arrays: Mapping[str, np.ndarray]) -> CostModel:
@@ -126,11 +125,8 @@ class CostModel:
         self.output_coef_ = arrays["output_coef"]
         self.output_intercept_ = arrays["output_intercept"]
         self.output_scale_ = arrays["output_scale"]
-        self.mode_ = MODES[int(arrays["mode"])] if "mode" in arrays else "prompt"
-        self.classifier_ = None
-        if "task_cost" in arrays:
-            self.task_cost_ = arrays["task_cost"]
-            self.classifier_ = TaskClassifier().load_state(sub_state(arrays, "task."))
-        if self.mode_ == "task" and self.classifier_ is None:
-            raise ValueError("cost mode 'task' without a task classifier")
+        self.mode_ = MODES[int(arrays["mode"])]
+        self.task_cost_ = arrays.get("task_cost")
+        if self.mode_ == "task" and self.task_cost_ is None:
+            raise ValueError("cost mode 'task' without per-task costs")
         return self

@@ -1,10 +1,12 @@
-"""Router = features (encoder) + quality estimator + cost model; saved as JSON plus arrays.
+"""Router = features (encoder, task classifier) + quality estimator + cost model.
 
 The router predicts; the policy decides. ``estimate`` gives every model's expected quality
 and cost for a batch of prompts, and any policy in ``switchman.policy`` turns that into
-choices. A saved router is a directory with ``router.json`` (format version, names,
-hyper-parameters) and ``arrays.npz`` (learned state, loaded with ``allow_pickle=False``):
-no pickled code, so loading a router never runs anything from disk.
+choices. The task classifier (when the training table labels tasks) runs once per prompt
+and its posterior is shared by the estimator and the cost model. A saved router is a
+directory with ``router.json`` (format version, names, hyper-parameters) and
+``arrays.npz`` (learned state, loaded with ``allow_pickle=False``): no pickled code, so
+loading a router never runs anything from disk.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import json
 import logging
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,11 @@ from switchman.estimators import (
 )
 from switchman.estimators.base import make_features, sub_state
 from switchman.estimators.stacking import routing_score
+from switchman.estimators.task_classifier import TaskClassifier, label_tasks
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one task classifier per router, saved under "tasks."
 _CONFIG_FILE = "router.json"
 _ARRAYS_FILE = "arrays.npz"
 
@@ -72,17 +74,22 @@ class Router:
             show_progress: bool = False) -> Router:
         """Train on a validated outcomes table (see ``switchman.data``)."""
         matrices = to_matrices(outcomes)
-        features = replace(self.features(matrices.prompts, show_progress=show_progress),
-                           tasks=matrices.tasks)
+        features = self.features(matrices.prompts, show_progress=show_progress)
         return self.fit_features(features, matrices.models, matrices.quality, matrices.cost,
-                                 matrices.input_tokens, matrices.output_tokens, prices)
+                                 matrices.input_tokens, matrices.output_tokens, prices,
+                                 tasks=matrices.tasks)
 
     def fit_features(self, features: Features, models: Sequence[str], quality: np.ndarray,
                      cost: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
-                     prices: Mapping[str, tuple[float, float]] | None = None) -> Router:
-        """Train on already-encoded prompts (lets a benchmark encode once for many routers)."""
+                     prices: Mapping[str, tuple[float, float]] | None = None,
+                     tasks: np.ndarray | None = None) -> Router:
+        """Train on already-encoded prompts (lets a benchmark encode once for many routers).
+
+        ``tasks`` are the training prompts' task labels, where the table has them.
+        """
         self.models_ = tuple(models)
         with _one_blas_thread():
+            features, self.task_classifier_ = label_tasks(features, tasks)
             self.cost_model_ = CostModel().fit(features, list(models), input_tokens,
                                                output_tokens, cost, prices)
             self.estimator.fit(features, quality, cost)
@@ -138,6 +145,8 @@ class Router:
             empty = np.zeros((0, len(self.models_)))
             return Estimates(self.models_, empty, empty.copy())
         with _one_blas_thread():
+            if self.task_classifier_ is not None:
+                features = self.task_classifier_.with_posteriors(features)
             return Estimates(self.models_, self.estimator.predict(features),
                              self.cost_model_.predict(features))
 
@@ -158,6 +167,9 @@ class Router:
         }
         arrays = {f"estimator.{k}": v for k, v in self.estimator.state_arrays().items()}
         arrays.update({f"cost.{k}": v for k, v in self.cost_model_.state_arrays().items()})
+        if self.task_classifier_ is not None:
+            arrays.update({f"tasks.{k}": v
+                           for k, v in self.task_classifier_.state_arrays().items()})
         np.savez(directory / _ARRAYS_FILE, **arrays)
         (directory / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         return directory
@@ -182,6 +194,11 @@ class Router:
                          name=config["name"])
             router.models_ = tuple(config["models"])
             router.cost_model_ = CostModel().load_state(sub_state(arrays, "cost."))
+            task_state = sub_state(arrays, "tasks.")
+            router.task_classifier_ = (TaskClassifier().load_state(task_state)
+                                       if task_state else None)
+            if router.task_classifier_ is None and router.cost_model_.task_cost_ is not None:
+                raise ValueError("per-task costs are saved but the task classifier is not")
             router.default_cost_weight_ = float(config["default_cost_weight"])
         except (KeyError, TypeError, ValueError) as exc:
             raise RouterLoadError(f"{directory}: router files are inconsistent: {exc}") from exc

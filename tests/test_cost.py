@@ -8,15 +8,18 @@ import pytest
 from switchman.cost import CostModel
 from switchman.estimators import Features
 from switchman.estimators.stacking import routing_score
+from switchman.estimators.task_classifier import TaskClassifier, label_tasks
 from switchman.router import new_router
 
 MODELS = ["cheap", "strong"]
 PRICES = {"cheap": (1.0, 2.0), "strong": (10.0, 30.0)}  # USD per million tokens
 
 
-def _data(n: int, seed: int, tasks: bool = True) -> tuple[Features, np.ndarray, np.ndarray,
-                                                          np.ndarray, np.ndarray]:
-    """Two tasks with different prompt lengths and answer lengths; costs follow prices."""
+def _data(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two tasks with different prompt lengths and answer lengths; costs follow prices.
+
+    Returns (text features, input tokens, output tokens, cost, task index).
+    """
     rng = np.random.default_rng(seed)
     kind = rng.integers(0, 2, n)
     centres = np.eye(8)[:2]
@@ -27,39 +30,52 @@ def _data(n: int, seed: int, tasks: bool = True) -> tuple[Features, np.ndarray, 
     tout = np.column_stack([np.where(kind == 0, 50, 300)] * 2) * rng.uniform(0.8, 1.2, (n, 2))
     price = np.array([PRICES[m] for m in MODELS]) / 1e6
     cost = tin[:, None] * price[:, 0] + tout * price[:, 1]
-    labels = np.where(kind == 0, "short-task", "long-task") if tasks else None
-    return Features(x, np.log1p(chars), labels), tin, tout, cost, kind
+    return Features(x, np.log1p(chars)), tin, tout, cost, kind
+
+
+def _labelled(n: int, seed: int) -> tuple[Features, TaskClassifier, np.ndarray, np.ndarray,
+                                          np.ndarray]:
+    """Training data as the router hands it over: task ids and posteriors added."""
+    features, tin, tout, cost, kind = _data(n, seed)
+    labelled, classifier = label_tasks(features, np.where(kind == 0, "short", "long"))
+    assert classifier is not None
+    return labelled, classifier, tin, tout, cost
 
 
 def test_both_predictors_track_the_observed_cost() -> None:
-    features, tin, tout, cost, _ = _data(400, seed=0)
+    features, classifier, tin, tout, cost = _labelled(400, seed=0)
     model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
-    test, _, _, truth, _ = _data(200, seed=1, tasks=False)
+    test, _, _, truth, _ = _data(200, seed=1)
+    test = classifier.with_posteriors(test)
     for predicted in (model.per_prompt(test), model.task_mixture(test)):
         assert predicted.shape == truth.shape and (predicted > 0).all()
         assert np.median(np.abs(predicted - truth) / truth) < 0.35
     # per prompt follows each prompt's length; the task mixture only each task's mean
     assert np.corrcoef(model.per_prompt(test)[:, 1], truth[:, 1])[0, 1] > 0.95
     assert model.mode_ == "prompt"  # the default until a router chooses
-    assert model.oof_task_cost_ is not None and model.oof_task_cost_.shape == cost.shape
+    # training predictions of the task mixture come from the out-of-fold posteriors
+    assert model.oof_task_cost_ is not None
+    assert np.array_equal(model.oof_task_cost_, model.task_mixture(features))
 
 
-def test_mode_and_classifier_round_trip() -> None:
-    features, tin, tout, cost, _ = _data(300, seed=0)
+def test_mode_and_task_costs_round_trip() -> None:
+    features, classifier, tin, tout, cost = _labelled(300, seed=0)
     model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
     model.mode_ = "task"
     clone = CostModel().load_state({k: v.copy() for k, v in model.state_arrays().items()})
-    test = _data(50, seed=2, tasks=False)[0]
+    test = classifier.with_posteriors(_data(50, seed=2)[0])
     assert clone.mode_ == "task"
     assert np.array_equal(clone.predict(test), model.task_mixture(test))
+    with pytest.raises(ValueError, match="task posteriors"):
+        clone.predict(_data(50, seed=2)[0])
     arrays = model.state_arrays()
     del arrays["task_cost"]
-    with pytest.raises(ValueError, match="without a task classifier"):
+    with pytest.raises(ValueError, match="without per-task costs"):
         CostModel().load_state(arrays)
 
 
 def test_without_task_labels_only_the_per_prompt_predictor_exists() -> None:
-    features, tin, tout, cost, _ = _data(200, seed=0, tasks=False)
+    features, tin, tout, cost, _ = _data(200, seed=0)
     model = CostModel().fit(features, MODELS, tin, tout, cost, PRICES)
     assert model.oof_task_cost_ is None
     with pytest.raises(ValueError, match="no task labels"):
@@ -80,10 +96,11 @@ def test_routing_score_measures_observed_cost_but_decides_on_predicted() -> None
 
 def test_router_keeps_the_cost_predictor_that_routes_better_out_of_fold() -> None:
     features, tin, tout, cost, kind = _data(300, seed=0)
+    tasks = np.where(kind == 0, "short", "long")
     rng = np.random.default_rng(3)
     quality = (rng.random((300, 2)) < np.where(kind[:, None] == 0, [0.8, 0.9], [0.3, 0.9]))
     router = new_router("default").fit_features(features, MODELS, quality.astype(float), cost,
-                                                tin, tout, PRICES)
+                                                tin, tout, PRICES, tasks=tasks)
     oof = router.estimator.oof_quality_
     scores = {mode: routing_score(oof, cost, quality.astype(float), decision_cost=c)
               for mode, c in (("prompt", router.cost_model_.per_prompt(features)),
@@ -92,5 +109,5 @@ def test_router_keeps_the_cost_predictor_that_routes_better_out_of_fold() -> Non
     assert router.cost_model_.mode_ == expected
     # a family without out-of-fold predictions keeps the per-prompt predictor
     plain = new_router("knn").fit_features(features, MODELS, quality.astype(float), cost,
-                                           tin, tout, PRICES)
+                                           tin, tout, PRICES, tasks=tasks)
     assert plain.cost_model_.mode_ == "prompt"

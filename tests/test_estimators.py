@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from switchman.estimators.knn import KNNEstimator
 from switchman.estimators.prior import PriorEstimator
 from switchman.estimators.stacking import StackingEstimator, routing_score
 from switchman.estimators.task import TaskMixtureEstimator
+from switchman.estimators.task_classifier import TaskClassifier, label_tasks
 
 DIM = 16
 TRUE_P = np.array([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]])  # kind x model
@@ -40,8 +42,8 @@ def _centres() -> np.ndarray:
     return c / np.linalg.norm(c, axis=1, keepdims=True)
 
 
-def make_data(n: int, seed: int, tasks: bool = True) -> tuple[Features, np.ndarray, np.ndarray]:
-    """(features, observed 0/1 quality, true success probability), kinds drawn at random."""
+def make_labelled(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, task labels, observed 0/1 quality, true success probability)."""
     rng = np.random.default_rng(seed)
     kind = rng.integers(0, 2, n)
     x = _centres()[kind] + 0.35 * rng.normal(size=(n, DIM)) / np.sqrt(DIM)
@@ -49,21 +51,31 @@ def make_data(n: int, seed: int, tasks: bool = True) -> tuple[Features, np.ndarr
     p = TRUE_P[kind]
     y = (rng.random(p.shape) < p).astype(float)
     log_chars = np.log1p(rng.integers(100, 2000, n).astype(float))
-    labels = np.where(kind == 0, "kind-1", "kind-2") if tasks else None
-    return Features(x, log_chars, labels), y, p
+    return Features(x, log_chars), np.where(kind == 0, "kind-1", "kind-2"), y, p
+
+
+def make_data(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray]:
+    """Training data as a router hands it to estimators: task ids and posteriors added."""
+    features, labels, y, p = make_labelled(n, seed)
+    return label_tasks(features, labels)[0], y, p
 
 
 def _cost(n: int, seed: int = 7) -> np.ndarray:
     return COST * np.random.default_rng(seed).uniform(0.5, 1.5, (n, 1))
 
 
-def _without_tasks(f: Features) -> Features:
-    return Features(f.embeddings, f.log_chars)
+_TRAIN_RAW, _TRAIN_LABELS, Y_TRAIN, P_TRAIN = make_labelled(200, seed=0)
+TRAIN, _CLASSIFIER = label_tasks(_TRAIN_RAW, _TRAIN_LABELS)
+assert isinstance(_CLASSIFIER, TaskClassifier)
 
 
-TRAIN, Y_TRAIN, P_TRAIN = make_data(200, seed=0)
-TEST, _, P_TEST = make_data(100, seed=1)
-TEST = _without_tasks(TEST)  # routing never has task labels
+def routed(features: Features) -> Features:
+    """What estimators see when routing: text features plus the router's task posteriors."""
+    return _CLASSIFIER.with_posteriors(features)
+
+
+_TEST_RAW, _, _, P_TEST = make_labelled(100, seed=1)
+TEST = routed(_TEST_RAW)  # routing never has task labels
 
 
 def _mse(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -102,7 +114,7 @@ def test_predict_shape(name: str, fitted: dict) -> None:
 
 @pytest.mark.parametrize("name", ROUTER_NAMES)
 def test_predictions_are_probabilities_even_far_from_the_data(name: str, fitted: dict) -> None:
-    far = Features(-TEST.embeddings, np.full(len(TEST), np.log1p(1e6)))  # anti-prompts, huge
+    far = routed(Features(-TEST.embeddings, np.full(len(TEST), np.log1p(1e6))))  # anti-prompts
     for feats in (TEST, far):
         pred = fitted[name].predict(feats)
         assert np.isfinite(pred).all()
@@ -147,11 +159,11 @@ def test_predict_is_pure(name: str, fitted: dict) -> None:
 def test_fit_returns_self_and_leaves_its_inputs_alone(name: str) -> None:
     feats, y, _ = make_data(80, seed=11)
     cost = _cost(80)
-    copies = (feats.embeddings.copy(), feats.log_chars.copy(), feats.tasks.copy(), y.copy(),
+    copies = (feats.embeddings.copy(), feats.log_chars.copy(), feats.task_ids.copy(), y.copy(),
               cost.copy())
     est = make_estimator(name)
     assert est.fit(feats, y, cost) is est
-    for before, after in zip(copies, (feats.embeddings, feats.log_chars, feats.tasks, y, cost),
+    for before, after in zip(copies, (feats.embeddings, feats.log_chars, feats.task_ids, y, cost),
                              strict=True):
         assert np.array_equal(before, after)
 
@@ -264,8 +276,8 @@ def test_cluster_with_tiny_data_is_the_prior() -> None:
 
 def test_task_estimator_uses_task_labels() -> None:
     est = TaskMixtureEstimator().fit(TRAIN, Y_TRAIN)
-    probs = est.classifier_.probabilities(TEST)
-    assert probs.shape == (len(TEST), 2)
+    probs = TEST.task_probs
+    assert probs is not None and probs.shape == (len(TEST), 2)
     assert probs.sum(axis=1) == pytest.approx(np.ones(len(TEST)))
     kind1 = P_TEST[:, 0] > 0.5
     assert np.mean(np.argmax(probs, axis=1) == np.where(kind1, 0, 1)) > 0.95
@@ -274,19 +286,24 @@ def test_task_estimator_uses_task_labels() -> None:
     assert pred[~kind1, 1].mean() > 0.75 and pred[~kind1, 0].mean() < 0.25
 
 
-def test_task_estimator_never_reads_tasks_at_predict_time() -> None:
+def test_task_estimator_never_reads_task_labels_at_predict_time() -> None:
     est = TaskMixtureEstimator(local_k=10).fit(TRAIN, Y_TRAIN)
-    rng = np.random.default_rng(0)
-    lying = Features(TEST.embeddings, TEST.log_chars,
-                     rng.choice(["kind-1", "kind-2", "other"], len(TEST)))
+    lying = replace(TEST, task_ids=np.random.default_rng(0).integers(0, 2, len(TEST)))
     assert np.array_equal(est.predict(lying), est.predict(TEST))
+
+
+def test_task_estimator_needs_the_routers_posteriors() -> None:
+    est = TaskMixtureEstimator().fit(TRAIN, Y_TRAIN)
+    with pytest.raises(ValueError, match="task posteriors"):
+        est.predict(_TEST_RAW)
 
 
 @pytest.mark.parametrize("tasks", [None, "one"])
 def test_task_estimator_without_labels_is_the_prior(tasks: str | None) -> None:
     labels = None if tasks is None else np.full(len(TRAIN), tasks)
-    feats = Features(TRAIN.embeddings, TRAIN.log_chars, labels)
-    pred = TaskMixtureEstimator().fit(feats, Y_TRAIN).predict(TEST)
+    feats, classifier = label_tasks(_TRAIN_RAW, labels)
+    assert classifier is None and feats.task_ids is None and feats.task_probs is None
+    pred = TaskMixtureEstimator().fit(feats, Y_TRAIN).predict(_TEST_RAW)
     assert pred == pytest.approx(np.broadcast_to(Y_TRAIN.mean(axis=0), pred.shape))
 
 
@@ -304,8 +321,11 @@ WORDS = (["enzyme", "protein", "cell", "membrane", "gene", "mitosis"],
 FILLER = ["which", "of", "the", "following", "is", "true", "about", "a", "an", "this"]
 
 
-def _worded(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray, list[str]]:
-    """Prompts whose words give the kind away while their embeddings are pure noise."""
+def _worded(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray, np.ndarray]:
+    """Prompts whose words give the kind away while their embeddings are pure noise.
+
+    Returns (text features, task labels, observed quality, true success probability).
+    """
     rng = np.random.default_rng(seed)
     kind = rng.integers(0, 2, n)
     prompts = [" ".join([*rng.choice(FILLER, 6), *rng.choice(WORDS[k], 3)]) for k in kind]
@@ -313,26 +333,41 @@ def _worded(n: int, seed: int) -> tuple[Features, np.ndarray, np.ndarray, list[s
     noise = (noise / np.linalg.norm(noise, axis=1, keepdims=True)).astype(np.float32)
     y = (rng.random((n, 3)) < TRUE_P[kind]).astype(float)
     labels = np.where(kind == 0, "biology", "law")
-    return make_features(prompts, noise, labels), y, TRUE_P[kind], prompts
+    return make_features(prompts, noise), labels, y, TRUE_P[kind]
 
 
 def test_task_estimator_reads_the_words_of_the_prompt() -> None:
-    train, y, _, _ = _worded(300, seed=0)
-    test, _, p_test, prompts = _worded(100, seed=1)
-    test = make_features(prompts, test.embeddings)  # no labels when routing
-    assert test.lexical is not None and test.tasks is None
+    raw_train, labels, y, _ = _worded(300, seed=0)
+    raw_test, _, _, p_test = _worded(100, seed=1)
+    assert raw_test.lexical is not None and raw_test.task_ids is None
+    train, classifier = label_tasks(raw_train, labels)
+    assert classifier is not None
     est = TaskMixtureEstimator().fit(train, y)
     prior = np.broadcast_to(y.mean(axis=0), p_test.shape)
-    assert _mse(est.predict(test), p_test) < 0.3 * _mse(prior, p_test)
+    predicted = est.predict(classifier.with_posteriors(raw_test))
+    assert _mse(predicted, p_test) < 0.3 * _mse(prior, p_test)
     # without the words (embeddings only, which are noise here) there is nothing to learn
-    blind = TaskMixtureEstimator().fit(Features(train.embeddings, train.log_chars, train.tasks), y)
-    assert _mse(blind.predict(Features(test.embeddings, test.log_chars)), p_test) > 0.08
+    blind_train, blind = label_tasks(Features(raw_train.embeddings, raw_train.log_chars), labels)
+    assert blind is not None
+    blind_test = blind.with_posteriors(Features(raw_test.embeddings, raw_test.log_chars))
+    assert _mse(TaskMixtureEstimator().fit(blind_train, y).predict(blind_test), p_test) > 0.08
     # the lexical classifier's state round-trips like everything else
-    arrays = est.state_arrays()
+    arrays = classifier.state_arrays()
     assert arrays["idf"].size > 0 and "lexical_coef" in arrays
-    clone = estimator_from_params("task", json.loads(json.dumps(est.get_params())))
-    clone.load_state({k: v.copy() for k, v in arrays.items()})
-    assert np.array_equal(clone.predict(test), est.predict(test))
+    clone = TaskClassifier().load_state({k: v.copy() for k, v in arrays.items()})
+    assert np.array_equal(clone.probabilities(raw_test), classifier.probabilities(raw_test))
+
+
+def test_training_posteriors_come_from_classifiers_that_did_not_see_the_prompt() -> None:
+    # Random labels: a classifier that memorises its training words "knows" each training
+    # prompt's label, but out of fold it can only guess.
+    raw, _, _, _ = _worded(300, seed=2)
+    labels = np.random.default_rng(5).choice(["a", "b"], len(raw))
+    train, classifier = label_tasks(raw, labels)
+    assert classifier is not None and train.task_ids is not None and train.task_probs is not None
+    in_sample = np.mean(classifier.probabilities(raw).argmax(axis=1) == train.task_ids)
+    out_of_fold = np.mean(train.task_probs.argmax(axis=1) == train.task_ids)
+    assert in_sample > 0.9 and out_of_fold < 0.65
 
 
 # --------------------------------------------------------------------------- stacking

@@ -107,10 +107,9 @@ def test_every_family_round_trips(name: str, default_router: Router, encoder: En
                                   test_prompts: list[str], tmp_path: Path) -> None:
     train = to_matrices(slices[0])
     feats = default_router.features(train.prompts)  # cached: no re-embedding
-    feats = type(feats)(feats.embeddings, feats.log_chars, train.tasks)
     router = new_router(name, encoder=encoder).fit_features(
         feats, train.models, train.quality, train.cost, train.input_tokens,
-        train.output_tokens)
+        train.output_tokens, tasks=train.tasks)
     loaded = Router.load(router.save(tmp_path / name), encoder=encoder)
     before, after = router.estimate(test_prompts), loaded.estimate(test_prompts)
     assert np.array_equal(before.quality, after.quality)
@@ -131,6 +130,18 @@ def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router
     assert arrays and all(a.dtype != object for a in arrays.values())
     assert any(k.startswith("estimator.") for k in arrays)
     assert any(k.startswith("cost.") for k in arrays)
+    # one task classifier for the whole router, shared by the estimator and the cost model
+    assert "tasks.coef" in arrays and "tasks.lexical_coef" in arrays
+    assert not [k for k in arrays if k.endswith("idf") and not k.startswith("tasks.")]
+
+
+def test_load_arrays_without_the_task_classifier(saved: Path, tmp_path: Path) -> None:
+    d = _copy(saved, tmp_path)
+    with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("tasks.")}
+    np.savez(d / "arrays.npz", **arrays)
+    with pytest.raises(RouterLoadError, match="task classifier is not"):
+        Router.load(d)
 
 
 def test_load_missing_directory(tmp_path: Path) -> None:

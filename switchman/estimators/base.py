@@ -26,18 +26,24 @@ class Features:
 
     embeddings: np.ndarray  # (n, d) float32, L2-normalised
     log_chars: np.ndarray  # (n,) log1p of the prompt's character count
-    #: Training-only labels (the outcomes table's ``task``); never present when routing.
-    tasks: np.ndarray | None = None
+    #: Training only: each prompt's labelled task (the outcomes table's ``task``) as an
+    #: index into the columns of ``task_probs``; never present when routing.
+    task_ids: np.ndarray | None = None
     #: Hashed word uni- and bigram counts (sparse CSR), see ``lexical_features``.
     lexical: sparse.csr_matrix | None = None
+    #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
+    #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
+    task_probs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
     def rows(self, index: np.ndarray) -> Features:
-        tasks = None if self.tasks is None else self.tasks[index]
-        lexical = None if self.lexical is None else self.lexical[index]
-        return Features(self.embeddings[index], self.log_chars[index], tasks, lexical)
+        def pick(values: Any) -> Any:
+            return None if values is None else values[index]
+
+        return Features(self.embeddings[index], self.log_chars[index], pick(self.task_ids),
+                        pick(self.lexical), pick(self.task_probs))
 
     def dense(self) -> np.ndarray:
         """Embedding plus a standardised length column, for the linear families."""
@@ -71,11 +77,13 @@ def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
     return counts
 
 
-def make_features(prompts: Sequence[str], embeddings: np.ndarray,
-                  tasks: np.ndarray | None = None) -> Features:
-    """The one recipe that turns prompts (already embedded) into estimator features."""
+def make_features(prompts: Sequence[str], embeddings: np.ndarray) -> Features:
+    """The one recipe that turns prompts (already embedded) into estimator features.
+
+    Task labels and posteriors are added by the router (``task_classifier.label_tasks``).
+    """
     chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
-    return Features(embeddings, np.log1p(chars), tasks, lexical_features(prompts))
+    return Features(embeddings, np.log1p(chars), lexical=lexical_features(prompts))
 
 
 class QualityEstimator(ABC):

@@ -18,17 +18,15 @@ import numpy as np
 
 from switchman.estimators.base import Features, QualityEstimator, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
-from switchman.estimators.task_classifier import TaskClassifier, task_codes, task_totals
+from switchman.estimators.task_classifier import task_totals
 
 
 class TaskMixtureEstimator(QualityEstimator):
     kind = "task"
 
-    def __init__(self, c: float = 30.0, shrinkage: float = 5.0, max_iter: int = 300,
-                 local_k: int = 0, local_shrinkage: float = 3.0) -> None:
-        self.c = c
+    def __init__(self, shrinkage: float = 5.0, local_k: int = 0,
+                 local_shrinkage: float = 3.0) -> None:
         self.shrinkage = shrinkage
-        self.max_iter = max_iter
         self.local_k = local_k
         self.local_shrinkage = local_shrinkage
 
@@ -40,14 +38,10 @@ class TaskMixtureEstimator(QualityEstimator):
     def fit(self, features: Features, quality: np.ndarray,
             cost: np.ndarray | None = None) -> TaskMixtureEstimator:
         prior = quality.mean(axis=0)
-        labelled = task_codes(features.tasks)
-        if labelled is None:
-            self.classifier_ = None
+        if features.task_ids is None or features.task_probs is None:
             self.task_quality_ = prior[None, :]
             return self._fit_local(features, quality)
-        names, codes = labelled
-        self.classifier_ = TaskClassifier(self.c, self.max_iter).fit(features, codes)
-        sums, counts = task_totals(quality, codes, len(names))
+        sums, counts = task_totals(quality, features.task_ids, features.task_probs.shape[1])
         self.task_quality_ = shrink(sums, counts[:, None], prior[None, :], self.shrinkage)
         return self._fit_local(features, quality)
 
@@ -60,9 +54,11 @@ class TaskMixtureEstimator(QualityEstimator):
         return self
 
     def _task_predict(self, features: Features) -> np.ndarray:
-        if self.classifier_ is None:
+        if len(self.task_quality_) == 1:  # fitted without tasks: the prior
             return np.repeat(self.task_quality_, len(features), axis=0)
-        return self.classifier_.probabilities(features) @ self.task_quality_
+        if features.task_probs is None:
+            raise ValueError("the task estimator needs task posteriors (Features.task_probs)")
+        return features.task_probs @ self.task_quality_
 
     def predict(self, features: Features) -> np.ndarray:
         predicted = self._task_predict(features)
@@ -72,17 +68,12 @@ class TaskMixtureEstimator(QualityEstimator):
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"task_quality": self.task_quality_}
-        if self.classifier_ is not None:
-            arrays.update(self.classifier_.state_arrays())
         if self.local_ is not None:
             arrays.update({f"local.{k}": v for k, v in self.local_.state_arrays().items()})
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> TaskMixtureEstimator:
         self.task_quality_ = arrays["task_quality"]
-        self.classifier_ = None
-        if "coef" in arrays:
-            self.classifier_ = TaskClassifier(self.c, self.max_iter).load_state(arrays)
         self.local_ = self._local()
         if self.local_ is not None:
             self.local_.load_state(sub_state(arrays, "local."))

@@ -4,12 +4,14 @@ Training tables label prompts with a ``task``; routing sees only text. Two linea
 classifiers are blended geometrically: a multinomial logistic regression on the sentence
 embedding (generalises to new wording) and a one-vs-rest logistic SGD on tf-idf of hashed
 word n-grams (names subjects sharply). Used by the task-mixture estimator for quality and by
-the cost model for per-task typical costs. Fitting needs scikit-learn; predicting, numpy
-and scipy.sparse only.
+the cost model for per-task typical costs. The router runs it once per prompt and hands
+the posterior to every estimator in ``Features.task_probs`` (``label_tasks`` for training).
+Fitting needs scikit-learn; predicting, numpy and scipy.sparse only.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -106,6 +108,10 @@ class TaskClassifier:
                                      + (1 - _EMBEDDING_SHARE) * lexical)
         return np.exp(log_probs)
 
+    def with_posteriors(self, features: Features) -> Features:
+        """``features`` with this classifier's P(task | prompt) in ``task_probs``."""
+        return replace(features, task_probs=self.probabilities(features))
+
     def out_of_fold(self, features: Features, codes: np.ndarray, n_folds: int = 3,
                     seed: int = 0) -> np.ndarray:
         """Each training prompt's probabilities from a classifier that did not see it."""
@@ -136,3 +142,23 @@ class TaskClassifier:
             self.lexical_coef_ = np.ascontiguousarray(arrays["lexical_coef"])
             self.lexical_intercept_ = arrays["lexical_intercept"]
         return self
+
+
+def label_tasks(features: Features, tasks: np.ndarray | None, n_folds: int = 5,
+                seed: int = 0) -> tuple[Features, TaskClassifier | None]:
+    """Training features with task ids and posteriors, and the classifier routing will use.
+
+    The classifier is fitted on every prompt; each training prompt's posterior comes from
+    one fitted without it. Estimators built on posteriors (the task mixture's neighbour
+    residuals, stacking's held-out folds, the cost model's mode choice) then learn from
+    posteriors as uncertain as those of new prompts, and the classifier is fitted once per
+    router instead of once per estimator. With fewer than two tasks there is nothing to
+    classify, and the features come back without task information.
+    """
+    labelled = task_codes(tasks)
+    if labelled is None:
+        return replace(features, task_ids=None, task_probs=None), None
+    codes = labelled[1]
+    classifier = TaskClassifier().fit(features, codes)
+    posteriors = classifier.out_of_fold(features, codes, n_folds, seed)
+    return replace(features, task_ids=codes, task_probs=posteriors), classifier

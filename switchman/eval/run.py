@@ -39,10 +39,10 @@ class SweepResult:
     decisions: pd.DataFrame | None = None
 
 
-def encode(matrices: OutcomeMatrices, encoder: Encoder, training: bool) -> Features:
-    """Features for a table's prompts (the router's own recipe); task labels only to train."""
+def encode(matrices: OutcomeMatrices, encoder: Encoder) -> Features:
+    """Features for a table's prompts (the router's own recipe; text only)."""
     embeddings = encoder.encode(matrices.prompts, show_progress=True)
-    return make_features(matrices.prompts, embeddings, matrices.tasks if training else None)
+    return make_features(matrices.prompts, embeddings)
 
 
 def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
@@ -74,7 +74,7 @@ def sweep_router(name: str, train: OutcomeMatrices, test: OutcomeMatrices,
                          f"{test.models}")
     router = new_router(name, seed=seed)
     router.fit_features(train_features, train.models, train.quality, train.cost,
-                        train.input_tokens, train.output_tokens, prices)
+                        train.input_tokens, train.output_tokens, prices, tasks=train.tasks)
     weights, picks = sweep_picks(router.estimate_features(test_features), n_points)
     return score_picks(test, weights, picks, name)
 
@@ -87,8 +87,8 @@ def run_evaluation(train_path: Path, test_path: Path, routers: Sequence[str], ou
     train = to_matrices(load_outcomes(train_path, prices=prices))
     test = to_matrices(load_outcomes(test_path, prices=prices))
     encoder = encoder or default_encoder()
-    train_features = encode(train, encoder, training=True)
-    test_features = encode(test, encoder, training=False)
+    train_features = encode(train, encoder)
+    test_features = encode(test, encoder)
     results = {name: sweep_router(name, train, test, train_features, test_features, n_points,
                                   prices, seed)
                for name in dict.fromkeys(routers)}
