@@ -100,6 +100,14 @@ class CostModel:
             raise ValueError("the task-mixture cost needs task posteriors (Features.task_probs)")
         return features.task_probs @ self.task_cost_
 
+    def training_costs(self, features: Features) -> dict[str, np.ndarray]:
+        """Each predictor's costs for the training prompts, by mode (what the router chooses
+        among): the task mixture's from the prompts' out-of-fold task posteriors."""
+        costs = {"prompt": self.per_prompt(features)}
+        if self.oof_task_cost_ is not None:
+            costs["task"] = self.oof_task_cost_
+        return costs
+
     def predict(self, features: Features) -> np.ndarray:
         """Expected dollars (n_prompts, n_models), by the chosen ``mode_``."""
         if self.mode_ == "task":

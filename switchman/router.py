@@ -36,7 +36,7 @@ from switchman.estimators import (
     estimator_from_params,
     make_estimator,
 )
-from switchman.estimators.base import make_features, sub_state
+from switchman.estimators.base import RoutingCosts, make_features, sub_state
 from switchman.estimators.stacking import routing_score
 from switchman.estimators.task_classifier import TaskClassifier, label_tasks
 
@@ -92,32 +92,33 @@ class Router:
             features, self.task_classifier_ = label_tasks(features, tasks)
             self.cost_model_ = CostModel().fit(features, list(models), input_tokens,
                                                output_tokens, cost, prices)
-            self.estimator.fit(features, quality, cost)
+            decision_costs = self.cost_model_.training_costs(features)
+            self.estimator.fit(features, quality,
+                               RoutingCosts(cost, tuple(decision_costs.values())))
             predicted = getattr(self.estimator, "oof_quality_", None)
-            decision_cost = self._choose_cost_mode(features, predicted, quality, cost)
+            decision_cost = self._choose_cost_mode(predicted, quality, cost, decision_costs)
             if predicted is None:
                 predicted = self.estimator.predict(features)
             self.default_cost_weight_ = self._iso_quality_weight(predicted, decision_cost,
                                                                  quality)
         return self
 
-    def _choose_cost_mode(self, features: Features, oof_quality: np.ndarray | None,
-                          quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    def _choose_cost_mode(self, oof_quality: np.ndarray | None, quality: np.ndarray,
+                          cost: np.ndarray, decision_costs: dict[str, np.ndarray]) -> np.ndarray:
         """Keep the cost predictor that routes best out of fold; return its training costs.
 
         Needs held-out quality predictions (the stacked default has them) and task labels;
         otherwise the per-prompt predictor stays. Ties keep the per-prompt one.
         """
-        per_prompt = self.cost_model_.per_prompt(features)
-        task_cost = self.cost_model_.oof_task_cost_
-        if oof_quality is None or task_cost is None:
-            return per_prompt
-        scores = {mode: routing_score(oof_quality, cost, quality, decision_cost=c)
-                  for mode, c in (("prompt", per_prompt), ("task", task_cost))}
-        self.cost_model_.mode_ = "task" if scores["task"] > scores["prompt"] else "prompt"
-        log.info("cost predictor: out-of-fold routing scores %s; selected %s",
-                 {k: round(v, 4) for k, v in scores.items()}, self.cost_model_.mode_)
-        return task_cost if self.cost_model_.mode_ == "task" else per_prompt
+        mode = "prompt"
+        if oof_quality is not None and len(decision_costs) > 1:
+            scores = {m: routing_score(oof_quality, cost, quality, decision_cost=c)
+                      for m, c in decision_costs.items()}
+            mode = max(scores, key=lambda m: (scores[m], m == "prompt"))
+            log.info("cost predictor: out-of-fold routing scores %s; selected %s",
+                     {k: round(v, 4) for k, v in scores.items()}, mode)
+        self.cost_model_.mode_ = mode
+        return decision_costs[mode]
 
     def _iso_quality_weight(self, predicted: np.ndarray, decision_cost: np.ndarray,
                             quality: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from switchman.estimators import (
     estimator_from_params,
     make_estimator,
 )
-from switchman.estimators.base import make_features
+from switchman.estimators.base import RoutingCosts, make_features
 from switchman.estimators.cluster import ClusterEstimator
 from switchman.estimators.knn import KNNEstimator
 from switchman.estimators.prior import PriorEstimator
@@ -64,6 +64,11 @@ def _cost(n: int, seed: int = 7) -> np.ndarray:
     return COST * np.random.default_rng(seed).uniform(0.5, 1.5, (n, 1))
 
 
+def _costs(n: int) -> RoutingCosts:
+    """Observed costs only: decisions on them too, as without a router's cost model."""
+    return RoutingCosts(_cost(n))
+
+
 _TRAIN_RAW, _TRAIN_LABELS, Y_TRAIN, P_TRAIN = make_labelled(200, seed=0)
 TRAIN, _CLASSIFIER = label_tasks(_TRAIN_RAW, _TRAIN_LABELS)
 assert isinstance(_CLASSIFIER, TaskClassifier)
@@ -85,7 +90,7 @@ def _mse(pred: np.ndarray, truth: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def fitted() -> dict[str, QualityEstimator]:
     """One estimator per router name, fitted once for the module (the default takes ~2 s)."""
-    return {name: make_estimator(name).fit(TRAIN, Y_TRAIN.copy(), _cost(len(TRAIN)))
+    return {name: make_estimator(name).fit(TRAIN, Y_TRAIN.copy(), _costs(len(TRAIN)))
             for name in ROUTER_NAMES}
 
 
@@ -158,11 +163,12 @@ def test_predict_is_pure(name: str, fitted: dict) -> None:
 @pytest.mark.parametrize("name", ROUTER_NAMES)
 def test_fit_returns_self_and_leaves_its_inputs_alone(name: str) -> None:
     feats, y, _ = make_data(80, seed=11)
-    cost = _cost(80)
+    costs = _costs(80)
+    cost = costs.observed
     copies = (feats.embeddings.copy(), feats.log_chars.copy(), feats.task_ids.copy(), y.copy(),
               cost.copy())
     est = make_estimator(name)
-    assert est.fit(feats, y, cost) is est
+    assert est.fit(feats, y, costs) is est
     for before, after in zip(copies, (feats.embeddings, feats.log_chars, feats.task_ids, y, cost),
                              strict=True):
         assert np.array_equal(before, after)
@@ -170,7 +176,7 @@ def test_fit_returns_self_and_leaves_its_inputs_alone(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in ROUTER_NAMES if n != "default"])
 def test_fit_is_deterministic(name: str, fitted: dict) -> None:
-    again = make_estimator(name).fit(TRAIN, Y_TRAIN.copy(), _cost(len(TRAIN)))
+    again = make_estimator(name).fit(TRAIN, Y_TRAIN.copy(), _costs(len(TRAIN)))
     assert np.array_equal(again.predict(TEST), fitted[name].predict(TEST))
 
 
@@ -400,21 +406,35 @@ def test_routing_score_is_aiq_with_a_penalty_for_missing_the_best_model() -> Non
 
 def test_stacking_selects_by_out_of_fold_routing_score_when_given_cost() -> None:
     cost = _cost(len(TRAIN))
-    est = _stack().fit(TRAIN, Y_TRAIN, cost)
-    # Recompute, independently of the fit, every candidate's out-of-fold routing score.
+    # two cost predictors the policy might decide on: per prompt, and each model's mean
+    predicted = (cost * 1.1, np.broadcast_to(cost.mean(axis=0), cost.shape).copy())
+    est = _stack().fit(TRAIN, Y_TRAIN, RoutingCosts(cost, predicted))
+    # Recompute, independently of the fit, every candidate's out-of-fold routing score:
+    # charged the observed cost, decided on the predicted cost that suits it best.
     twin = estimator_from_params("stacking", est.get_params())
     oof = twin.out_of_fold(TRAIN, Y_TRAIN)
     candidates = twin._candidates(oof, Y_TRAIN)
-    scores = {name: routing_score(twin._blend(oof, *wb), cost, Y_TRAIN)
-              for name, wb in candidates.items()}
+
+    def score(quality: np.ndarray) -> float:
+        return max(routing_score(quality, cost, Y_TRAIN, decision_cost=seen) for seen in predicted)
+
+    scores = {name: score(twin._blend(oof, *wb)) for name, wb in candidates.items()}
     assert {"blend", "average", "0:prior", "1:knn", "2:cluster", "3:task"} <= scores.keys()
     assert est.selected_ in scores
     assert scores[est.selected_] == pytest.approx(max(scores.values()))
     assert np.array_equal(est.oof_quality_, twin._blend(oof, *candidates[est.selected_]))
     # never worse out of fold than any single base, and the prior is never the pick here
-    singles = [routing_score(oof[b], cost, Y_TRAIN) for b in range(oof.shape[0])]
-    assert routing_score(est.oof_quality_, cost, Y_TRAIN) >= max(singles) - 1e-12
+    singles = [score(oof[b]) for b in range(oof.shape[0])]
+    assert score(est.oof_quality_) >= max(singles) - 1e-12
     assert est.selected_ != "0:prior"
+
+
+def test_stacking_decides_on_observed_costs_without_predicted_ones() -> None:
+    cost = _cost(len(TRAIN))
+    alone = _stack().fit(TRAIN, Y_TRAIN, RoutingCosts(cost))
+    same = _stack().fit(TRAIN, Y_TRAIN, RoutingCosts(cost, (cost,)))
+    assert alone.selected_ == same.selected_
+    assert np.array_equal(alone.oof_quality_, same.oof_quality_)
 
 
 def test_stacking_out_of_fold_predictions_never_see_their_prompt() -> None:

@@ -51,6 +51,23 @@ class Features:
         return np.hstack([self.embeddings, length[:, None].astype(self.embeddings.dtype)])
 
 
+@dataclass(frozen=True)
+class RoutingCosts:
+    """Dollars, for estimators that select themselves by how well they route out of fold.
+
+    ``observed`` (n, m) is what each model's answer cost: what a route is charged.
+    ``predicted`` holds the router's cost predictions for the same prompts, one array per
+    cost predictor it may keep. The policy decides on predicted costs, never observed ones,
+    and which quality estimate routes best depends on the costs it is traded against: on
+    mmlupro, neighbour residuals looked best out of fold when decisions saw the true
+    per-prompt costs, yet lost ~0.008 AIQ with the predicted costs that serving sees.
+    Empty ``predicted``: decisions on the observed costs.
+    """
+
+    observed: np.ndarray
+    predicted: tuple[np.ndarray, ...] = ()
+
+
 #: Hash buckets for word n-grams: large enough that subject vocabularies rarely collide.
 LEXICAL_BUCKETS = 2**17
 _WORD = re.compile(r"\b\w\w+\b")
@@ -94,11 +111,11 @@ class QualityEstimator(ABC):
 
     @abstractmethod
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> QualityEstimator:
+            costs: RoutingCosts | None = None) -> QualityEstimator:
         """Learn from ``quality`` (n_prompts, n_models) observed on ``features``.
 
-        ``cost`` (same shape, dollars) is there for estimators that select themselves by
-        routing quality on held-out folds; the others ignore it.
+        ``costs`` is there for estimators that select themselves by routing quality on
+        held-out folds; the others ignore it.
         """
 
     @abstractmethod

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, shrink
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink
 
 
 class ClusterEstimator(QualityEstimator):
@@ -20,7 +20,7 @@ class ClusterEstimator(QualityEstimator):
         self.seed = seed
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> ClusterEstimator:
+            costs: RoutingCosts | None = None) -> ClusterEstimator:
         from sklearn.cluster import KMeans  # fitting only: serving needs numpy alone
 
         k = max(1, min(self.n_clusters, len(features) // 5))

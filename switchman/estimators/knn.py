@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, shrink
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink
 
 _CHUNK = 1024  # query rows per similarity block: bounds memory on large batches
 
@@ -23,7 +23,7 @@ class KNNEstimator(QualityEstimator):
         self.shrinkage = shrinkage
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> KNNEstimator:
+            costs: RoutingCosts | None = None) -> KNNEstimator:
         self.train_embeddings_ = np.ascontiguousarray(features.embeddings, dtype=np.float32)
         self.train_quality_ = quality.astype(np.float32)
         self.prior_ = quality.mean(axis=0)

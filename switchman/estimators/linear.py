@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts
 
 _ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
@@ -20,7 +20,7 @@ class LinearEstimator(QualityEstimator):
         self.alphas = tuple(alphas)
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> LinearEstimator:
+            costs: RoutingCosts | None = None) -> LinearEstimator:
         from sklearn.linear_model import RidgeCV  # fitting only: serving needs numpy alone
 
         ridge = RidgeCV(alphas=self.alphas, alpha_per_target=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ class MatrixFactorizationEstimator(QualityEstimator):
         self.seed = seed
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> MatrixFactorizationEstimator:
+            costs: RoutingCosts | None = None) -> MatrixFactorizationEstimator:
         x = features.dense().astype(np.float32)
         y = quality.astype(np.float32)
         n, d = x.shape

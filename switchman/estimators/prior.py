@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts
 
 
 class PriorEstimator(QualityEstimator):
     kind = "prior"
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> PriorEstimator:
+            costs: RoutingCosts | None = None) -> PriorEstimator:
         self.mean_ = quality.mean(axis=0)
         return self
 

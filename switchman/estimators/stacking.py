@@ -16,7 +16,7 @@ import numpy as np
 
 from switchman import policy
 from switchman.estimates import Estimates
-from switchman.estimators.base import Features, QualityEstimator, sub_state
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, sub_state
 from switchman.eval import metrics
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,24 @@ class StackingEstimator(QualityEstimator):
         }
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> StackingEstimator:
-        """Blend the bases; with ``cost``, keep whichever candidate routes best out of fold.
+            costs: RoutingCosts | None = None) -> StackingEstimator:
+        """Blend the bases; with ``costs``, keep whichever candidate routes best out of fold.
 
         Candidates are the least-squares blend, the plain average of the non-prior bases, and
         each base alone. Least squares minimises squared error, but what matters is how well
         the predictions *rank* models per prompt across the whole cost range, so the choice
         among candidates is made on the routing quality of their out-of-fold predictions
-        (see ``routing_score``).
+        (see ``routing_score``), with decisions on each of the router's predicted costs and
+        a candidate credited with the best of them (the router then keeps that predictor).
         """
         oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
         candidates = self._candidates(oof, quality)
-        if cost is None:
+        if costs is None:
             self.selected_ = "blend"
         else:
-            scores = {name: routing_score(self._blend(oof, *wb), cost, quality)
+            decisions = costs.predicted or (costs.observed,)
+            scores = {name: max(routing_score(self._blend(oof, *wb), costs.observed, quality,
+                                              decision_cost=seen) for seen in decisions)
                       for name, wb in candidates.items()}
             self.selected_ = max(scores, key=scores.__getitem__)
             log.info("stacking: out-of-fold routing scores %s; selected %s",
@@ -81,7 +84,7 @@ class StackingEstimator(QualityEstimator):
         self.weights_, self.intercept_ = candidates[self.selected_]
         self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
         for b in self._used():
-            self.bases[b].fit(features, quality, cost)
+            self.bases[b].fit(features, quality, costs)
         return self
 
     def _used(self) -> np.ndarray:

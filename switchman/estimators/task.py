@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, shrink, sub_state
+from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
 from switchman.estimators.task_classifier import task_totals
 
@@ -36,7 +36,7 @@ class TaskMixtureEstimator(QualityEstimator):
         return KNNEstimator(k=self.local_k, shrinkage=self.local_shrinkage)
 
     def fit(self, features: Features, quality: np.ndarray,
-            cost: np.ndarray | None = None) -> TaskMixtureEstimator:
+            costs: RoutingCosts | None = None) -> TaskMixtureEstimator:
         prior = quality.mean(axis=0)
         if features.task_ids is None or features.task_probs is None:
             self.task_quality_ = prior[None, :]
