@@ -9,8 +9,6 @@ no pickled code.
 
 from __future__ import annotations
 
-import re
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
+
+from switchman.estimators.lexical import lexical_features
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Features:
     #: Training only: each prompt's labelled task (the outcomes table's ``task``) as an
     #: index into the columns of ``task_probs``; never present when routing.
     task_ids: np.ndarray | None = None
-    #: Hashed word uni- and bigram counts (sparse CSR), see ``lexical_features``.
+    #: Hashed word and character n-gram counts (sparse CSR), see ``lexical_features``.
     lexical: sparse.csr_matrix | None = None
     #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
     #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
@@ -66,32 +66,6 @@ class RoutingCosts:
 
     observed: np.ndarray
     predicted: tuple[np.ndarray, ...] = ()
-
-
-#: Hash buckets for word n-grams: large enough that subject vocabularies rarely collide.
-LEXICAL_BUCKETS = 2**17
-_WORD = re.compile(r"\b\w\w+\b")
-
-
-def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
-    """Hashed word uni/bigram counts: stateless, so nothing about the vocabulary is stored.
-
-    Subject words ("tort", "enzyme", "GDP") name a prompt's domain more sharply than a
-    small sentence embedding does; the task estimator uses both.
-    """
-    indices: list[int] = []
-    indptr = [0]
-    for prompt in prompts:
-        words = _WORD.findall(prompt.lower())
-        grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
-        indices.extend(zlib.crc32(g.encode()) & (LEXICAL_BUCKETS - 1) for g in grams)
-        indptr.append(len(indices))
-    counts = sparse.csr_matrix(
-        (np.ones(len(indices), dtype=np.float32), np.asarray(indices, dtype=np.int32), indptr),
-        shape=(len(prompts), LEXICAL_BUCKETS),
-    )
-    counts.sum_duplicates()  # repeated n-grams become counts
-    return counts
 
 
 def make_features(prompts: Sequence[str], embeddings: np.ndarray) -> Features:

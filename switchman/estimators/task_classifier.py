@@ -3,9 +3,10 @@
 Training tables label prompts with a ``task``; routing sees only text. Two linear
 classifiers are blended geometrically: a multinomial logistic regression on the sentence
 embedding (generalises to new wording) and a one-vs-rest logistic SGD on tf-idf of hashed
-word n-grams (names subjects sharply). Used by the task-mixture estimator for quality and by
-the cost model for per-task typical costs. The router runs it once per prompt and hands
-the posterior to every estimator in ``Features.task_probs`` (``label_tasks`` for training).
+word and character n-grams (names subjects sharply; see ``lexical``). Used by the
+task-mixture estimator for quality and by the cost model for per-task typical costs. The
+router runs it once per prompt and hands the posterior to every estimator in
+``Features.task_probs`` (``label_tasks`` for training).
 Fitting needs scikit-learn; predicting, numpy and scipy.sparse only.
 """
 
@@ -90,8 +91,9 @@ class TaskClassifier:
             counts = features.lexical
             doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
             self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
+            # one-vs-rest classes are fitted in parallel threads (the SGD loop frees the GIL)
             lexical = SGDClassifier(loss="log_loss", alpha=_LEXICAL_ALPHA, max_iter=30,
-                                    tol=None, random_state=0)
+                                    tol=None, random_state=0, n_jobs=-1)
             lexical.fit(_tfidf(counts, self.idf_), codes)
             self.lexical_coef_, self.lexical_intercept_ = _per_class(lexical)
         return self

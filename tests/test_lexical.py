@@ -1,0 +1,54 @@
+"""Hashed word and character n-gram counts, and what the character block buys."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from switchman.estimators.base import make_features
+from switchman.estimators.lexical import LEXICAL_WIDTH, WORD_BUCKETS, lexical_features
+from switchman.estimators.task_classifier import TaskClassifier
+
+
+def test_word_and_character_blocks() -> None:
+    counts = lexical_features(["Enzyme kinetics", "", "ab", "x"])
+    assert counts.shape == (4, LEXICAL_WIDTH) and counts.dtype == np.float32
+    first = counts[0].indices
+    # 2 words + 1 bigram; "enzyme kinetics" has 13 + 12 + 11 character 3/4/5-grams
+    assert (first < WORD_BUCKETS).sum() <= 3 and (first >= WORD_BUCKETS).sum() >= 30
+    assert counts[0].sum() == 3 + 13 + 12 + 11
+    assert counts[1].nnz == 0  # empty prompt: an empty row, not an error
+    assert counts[2].sum() == 1 and counts[2].indices[0] < WORD_BUCKETS  # a word, no 3-gram
+    assert counts[3].nnz == 0  # single characters are neither words nor 3-grams
+
+
+def test_counts_are_stateless_case_blind_and_count_repeats() -> None:
+    batch = lexical_features(["Tort LAW", "the same words", "ünïcödé 漢字テキスト 🙂 text"])
+    alone = lexical_features(["tort law"])
+    assert (batch[0] != alone[0]).nnz == 0  # same row whatever else is in the batch
+    assert batch[2].nnz > 0
+    repeated = lexical_features(["zzzzzz"])  # 'zzz' x4, 'zzzz' x3, 'zzzzz' x2, word x1
+    assert sorted(repeated.data.tolist()) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_character_grams_recognise_words_never_seen_in_training() -> None:
+    # Each prompt names a made-up term; its kind shows only in the suffix ("-ase" enzymes
+    # vs "-itis" inflammations). Word hashing cannot generalise to unseen terms; character
+    # grams can. The embeddings are noise, so everything rests on the lexical features.
+    rng = np.random.default_rng(0)
+    letters = np.array(list("bcdfghklmnprstvz"))
+
+    def prompts(n: int) -> tuple[list[str], np.ndarray]:
+        kind = rng.integers(0, 2, n)
+        texts = [f"what does {''.join(rng.choice(letters, 6))}{('ase', 'itis')[k]} do"
+                 for k in kind]
+        return texts, kind
+
+    def features(texts: list[str]):  # noqa: ANN202
+        noise = rng.normal(size=(len(texts), 8)).astype(np.float32)
+        return make_features(texts, noise / np.linalg.norm(noise, axis=1, keepdims=True))
+
+    train_texts, train_kind = prompts(300)
+    test_texts, test_kind = prompts(200)
+    classifier = TaskClassifier().fit(features(train_texts), train_kind)
+    predicted = classifier.probabilities(features(test_texts)).argmax(axis=1)
+    assert np.mean(predicted == test_kind) > 0.9
