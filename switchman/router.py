@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: one task classifier per router, saved under "tasks."
 _CONFIG_FILE = "router.json"
+_ESTIMATE_CHUNK = 1024  # prompts featurised and scored at once by ``Router.estimate``
 _ARRAYS_FILE = "arrays.npz"
 
 
@@ -152,8 +153,21 @@ class Router:
                              self.cost_model_.predict(features))
 
     def estimate(self, prompts: Sequence[str], show_progress: bool = False) -> Estimates:
-        """Expected quality and cost of every model for every prompt."""
-        return self.estimate_features(self.features(prompts, show_progress=show_progress))
+        """Expected quality and cost of every model for every prompt.
+
+        Prompts are embedded in one pass (the encoder batches), then featurised and scored
+        in chunks, so memory stays flat however many prompts are routed: hashed n-gram
+        counts take ~10 KB per prompt and their tf-idf as much again.
+        """
+        prompts = list(prompts)
+        embeddings = self._encoder().encode(prompts, show_progress=show_progress)
+        parts = [self.estimate_features(make_features(prompts[start:start + _ESTIMATE_CHUNK],
+                                                      embeddings[start:start + _ESTIMATE_CHUNK]))
+                 for start in range(0, len(prompts), _ESTIMATE_CHUNK)]
+        if not parts:
+            return self.estimate_features(make_features([], embeddings))
+        return Estimates(self.models_, np.vstack([p.quality for p in parts]),
+                         np.vstack([p.cost for p in parts]))
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

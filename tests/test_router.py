@@ -117,6 +117,16 @@ def test_every_family_round_trips(name: str, default_router: Router, encoder: En
     assert loaded.name == name and loaded.estimator.kind == router.estimator.kind
 
 
+def test_estimate_in_chunks_equals_one_pass(default_router: Router, test_prompts: list[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = default_router.estimate_features(default_router.features(test_prompts))
+    monkeypatch.setattr("switchman.router._ESTIMATE_CHUNK", 7)  # 50 prompts: 8 chunks
+    chunked = default_router.estimate(test_prompts)
+    assert np.allclose(chunked.quality, whole.quality, rtol=0, atol=1e-6)
+    assert np.allclose(chunked.cost, whole.cost, rtol=1e-6, atol=0)
+    assert default_router.estimate([]).quality.shape == (0, len(default_router.models))
+
+
 def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router) -> None:
     assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "router.json"]
     config = json.loads((saved / "router.json").read_text())
