@@ -90,7 +90,10 @@ class Router:
         """
         self.models_ = tuple(models)
         with _one_blas_thread():
-            features, self.task_classifier_ = label_tasks(features, tasks)
+            # only estimators that read tasks need the classifier; the cost model's task
+            # mode is chosen on held-out quality, which only the (task-reading) default has
+            features, self.task_classifier_ = label_tasks(
+                features, tasks if self.estimator.reads_tasks() else None)
             self.cost_model_ = CostModel().fit(features, list(models), input_tokens,
                                                output_tokens, cost, prices)
             decision_costs = self.cost_model_.training_costs(features)

@@ -97,6 +97,12 @@ def fitted() -> dict[str, QualityEstimator]:
 # --------------------------------------------------------------------------- every family
 
 
+def test_only_estimators_built_on_tasks_read_them() -> None:
+    readers = {name for name in ROUTER_NAMES if make_estimator(name).reads_tasks()}
+    assert readers == {"default", "task"}
+    assert not StackingEstimator([PriorEstimator(), KNNEstimator()]).reads_tasks()
+
+
 def test_router_names_cover_the_families() -> None:
     assert set(ROUTER_NAMES) == {"default", "prior", "cluster", "knn", "linear", "mf", "task"}
     for name in ROUTER_NAMES:

@@ -110,6 +110,8 @@ def test_every_family_round_trips(name: str, default_router: Router, encoder: En
     router = new_router(name, encoder=encoder).fit_features(
         feats, train.models, train.quality, train.cost, train.input_tokens,
         train.output_tokens, tasks=train.tasks)
+    # the task classifier is fitted only for a family that reads tasks
+    assert (router.task_classifier_ is not None) == (name == "task")
     loaded = Router.load(router.save(tmp_path / name), encoder=encoder)
     before, after = router.estimate(test_prompts), loaded.estimate(test_prompts)
     assert np.array_equal(before.quality, after.quality)

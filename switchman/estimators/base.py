@@ -96,6 +96,11 @@ class QualityEstimator(ABC):
     def predict(self, features: Features) -> np.ndarray:
         """Expected quality (n_prompts, n_models), clipped to [0, 1]."""
 
+    def reads_tasks(self) -> bool:
+        """Whether fitting and predicting use task labels and posteriors (``task_ids``,
+        ``task_probs``): the router fits its task classifier only for estimators that do."""
+        return False
+
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters, exactly the ``__init__`` arguments."""
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}

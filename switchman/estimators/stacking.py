@@ -51,6 +51,9 @@ class StackingEstimator(QualityEstimator):
         self.n_folds = n_folds
         self.seed = seed
 
+    def reads_tasks(self) -> bool:
+        return any(base.reads_tasks() for base in self.bases)
+
     def get_params(self) -> dict[str, Any]:
         return {
             "bases": [{"kind": b.kind, "params": b.get_params()} for b in self.bases],

@@ -30,6 +30,9 @@ class TaskMixtureEstimator(QualityEstimator):
         self.local_k = local_k
         self.local_shrinkage = local_shrinkage
 
+    def reads_tasks(self) -> bool:
+        return True
+
     def _local(self) -> KNNEstimator | None:
         if self.local_k <= 0:
             return None
