@@ -37,7 +37,6 @@ from switchman.estimators import (
     make_estimator,
 )
 from switchman.estimators.base import RoutingCosts, make_features, sub_state
-from switchman.estimators.stacking import routing_score
 from switchman.estimators.task_classifier import TaskClassifier, label_tasks
 
 log = logging.getLogger(__name__)
@@ -100,27 +99,20 @@ class Router:
             self.estimator.fit(features, quality,
                                RoutingCosts(cost, tuple(decision_costs.values())))
             predicted = getattr(self.estimator, "oof_quality_", None)
-            decision_cost = self._choose_cost_mode(predicted, quality, cost, decision_costs)
+            decision_cost = self._keep_cost_mode(decision_costs)
             if predicted is None:
                 predicted = self.estimator.predict(features)
             self.default_cost_weight_ = self._iso_quality_weight(predicted, decision_cost,
                                                                  quality)
         return self
 
-    def _choose_cost_mode(self, oof_quality: np.ndarray | None, quality: np.ndarray,
-                          cost: np.ndarray, decision_costs: dict[str, np.ndarray]) -> np.ndarray:
-        """Keep the cost predictor that routes best out of fold; return its training costs.
-
-        Needs held-out quality predictions (the stacked default has them) and task labels;
-        otherwise the per-prompt predictor stays. Ties keep the per-prompt one.
-        """
-        mode = "prompt"
-        if oof_quality is not None and len(decision_costs) > 1:
-            scores = {m: routing_score(oof_quality, cost, quality, decision_cost=c)
-                      for m, c in decision_costs.items()}
-            mode = max(scores, key=lambda m: (scores[m], m == "prompt"))
-            log.info("cost predictor: out-of-fold routing scores %s; selected %s",
-                     {k: round(v, 4) for k, v in scores.items()}, mode)
+    def _keep_cost_mode(self, decision_costs: dict[str, np.ndarray]) -> np.ndarray:
+        """Keep the cost predictor the estimator routed best with out of fold (the stacked
+        default records it as ``decision_``; otherwise the per-prompt one stays) and return
+        its training costs. ``decision_costs`` lists the per-prompt predictor first, so ties
+        keep it."""
+        decision = getattr(self.estimator, "decision_", None)
+        mode = "prompt" if decision is None else list(decision_costs)[decision]
         self.cost_model_.mode_ = mode
         return decision_costs[mode]
 

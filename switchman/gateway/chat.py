@@ -75,11 +75,9 @@ async def _handle(gw: Gateway, request: Request, t0: float,
         conv = conversation_key(req.messages, req.prefs.conversation_id)
         entry = gw.routing.routers.get(req.model)
         estimates = None
-        if entry is not None and not entry.inline:
-            if estimate_inline(entry, req.text):
-                estimates = entry.scorer.estimate([req.text])
-            else:  # a long prompt: keep the event loop free meanwhile
-                estimates = await asyncio.to_thread(entry.scorer.estimate, [req.text])
+        if entry is not None and not estimate_inline(entry, req.text):
+            # a long prompt: keep the event loop free meanwhile (``decide`` scores the others)
+            estimates = await asyncio.to_thread(entry.scorer.estimate, [req.text])
         decision = gw.routing.decide(req, gw.memory.get(conv.lookup), estimates)
         outcome = await gw.executor.run(req, decision)
     except GatewayError as err:
