@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from switchman.data import OutcomeMatrices, load_outcomes, split_by_prompt, to_matrices
-from switchman.encoders import default_encoder
+from switchman.encoders import DEFAULT_ENCODER, KNOWN_ENCODERS, encoder_by_name
 from switchman.estimates import Estimates
 from switchman.estimators import ROUTER_NAMES
 from switchman.eval import metrics
@@ -102,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routers", nargs="+", default=list(ROUTER_NAMES), choices=ROUTER_NAMES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="70/30 split seeds (default 0)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, metavar="NAME",
+                        help=f"prompt encoder: {', '.join(KNOWN_ENCODERS)} "
+                             f"(default {DEFAULT_ENCODER})")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"routing data not found at {DATA}", file=sys.stderr)
         return 2
-    encoder = default_encoder()
+    encoder = encoder_by_name(args.encoder)
     margins: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
     for name in args.datasets:
         for seed in args.seeds:

@@ -9,12 +9,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from switchman import __version__
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("switchman")
+
+#: Decision tables ``route`` can write, by file suffix (parquet is DESIGN's contract).
+_TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
 
 
 def _positive_int(text: str) -> int:
@@ -52,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument("--router", required=True, type=Path, help="trained router directory")
     route.add_argument("--prompts", required=True, type=Path,
                        help="prompts table with prompt_id and prompt (other columns ignored)")
-    route.add_argument("--out", required=True, type=Path, help="decisions .parquet to write")
+    route.add_argument("--out", required=True, type=Path,
+                       help="decisions table to write: .parquet (the contract's), .csv or .jsonl")
     route.add_argument("--points", type=_positive_int, default=41,
                        help="operating points from cheapest to best quality (default 41)")
     route.set_defaults(func=_route)
@@ -110,11 +118,12 @@ def _route(args: argparse.Namespace) -> int:
     from switchman.eval.sweep import sweep_decisions
     from switchman.router import Router
 
+    write = _table_writer(args.out)  # a wrong suffix fails before minutes of embedding
     router = Router.load(args.router)
     prompts = load_prompts(args.prompts)
     estimates = router.estimate(prompts["prompt"].tolist(), show_progress=True)
     decisions = sweep_decisions(estimates, prompts["prompt_id"].tolist(), args.points)
-    _write_parquet(decisions, args.out)
+    write(decisions)
     log.info("routed %d prompts at %d operating points to %s",
              len(prompts), decisions["point"].nunique(), args.out)
     return 0
@@ -133,10 +142,27 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_parquet(frame, path: Path) -> None:  # noqa: ANN001 - a pandas DataFrame
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True)
-    frame.to_parquet(path, index=False)
+def _table_writer(path: Path) -> Callable[[pd.DataFrame], None]:
+    """A function writing a frame to ``path`` in the format its suffix names.
+
+    Checked before any work, so a typo in the suffix costs nothing: parquet bytes silently
+    written to ``decisions.csv`` would only fail in whatever reads them next.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in _TABLE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported output format {suffix or '(no suffix)'!r}; "
+                         f"use one of {', '.join(_TABLE_SUFFIXES)}")
+
+    def write(frame: pd.DataFrame) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path, index=False)
+
+    return write
 
 
 def main(argv: Sequence[str] | None = None) -> int:

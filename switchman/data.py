@@ -307,9 +307,8 @@ def validate_outcomes(
     missing = [c for c in need if c not in df.columns]
     if missing:
         hint = " (or pass a price table to estimate cost_usd)" if "cost_usd" in missing else ""
-        raise DataError(
-            f"{source}: missing column(s) {missing}{hint}; found {[str(c) for c in df.columns]}"
-        )
+        found = [str(c) for c in df.columns if c != _ROW]
+        raise DataError(f"{source}: missing column(s) {missing}{hint}; found {found}")
     out = pd.DataFrame({c: df[c] if c in df.columns else None for c in COLUMNS})
 
     def fail(mask: np.ndarray, problem: str | Callable[[int], str]) -> None:

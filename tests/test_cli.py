@@ -193,6 +193,33 @@ def test_route_points_option(knn_router: Path, files: dict[str, Path], cache_dir
     assert by_point.iloc[0] < by_point.iloc[-1]
 
 
+def test_route_writes_csv_and_jsonl_by_suffix(knn_router: Path, files: dict[str, Path],
+                                              cache_dir: Path, tmp_path: Path) -> None:
+    for name in ("decisions.parquet", "decisions.csv", "decisions.jsonl"):
+        _ok(switchman(cache_dir, tmp_path, "route", "--router", knn_router,
+                      "--prompts", files["bench_prompts"], "--out", tmp_path / name,
+                      "--points", "3"))
+    tables = {
+        "parquet": pd.read_parquet(tmp_path / "decisions.parquet"),
+        "csv": pd.read_csv(tmp_path / "decisions.csv", dtype={"prompt_id": str}),
+        "jsonl": pd.read_json(tmp_path / "decisions.jsonl", lines=True,
+                              dtype={"prompt_id": str}),
+    }
+    columns = ["point", "prompt_id", "model"]
+    for name in ("csv", "jsonl"):
+        pd.testing.assert_frame_equal(tables[name][columns], tables["parquet"][columns])
+        np.testing.assert_allclose(tables[name]["cost_weight"], tables["parquet"]["cost_weight"])
+
+
+def test_error_route_output_suffix(knn_router: Path, files: dict[str, Path], cache_dir: Path,
+                                   tmp_path: Path) -> None:
+    out = tmp_path / "decisions.xlsx"
+    result = switchman(cache_dir, tmp_path, "route", "--router", knn_router,
+                       "--prompts", files["bench_prompts"], "--out", out)
+    _one_error_line(result, str(out), "unsupported output format '.xlsx'")
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- eval
 
 

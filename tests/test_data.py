@@ -367,6 +367,14 @@ def test_load_prompts_from_an_outcomes_table(bench: pd.DataFrame, tmp_path: Path
     pd.testing.assert_frame_equal(got, want)
 
 
+def test_missing_columns_error_lists_only_the_files_columns(tmp_path: Path) -> None:
+    path = tmp_path / "other.csv"
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(path, index=False)
+    with pytest.raises(DataError) as caught:
+        load_outcomes(path)
+    assert str(caught.value).endswith("; found ['a', 'b']")
+
+
 def test_load_prompts_errors(tmp_path: Path) -> None:
     path = tmp_path / "prompts.csv"
     pd.DataFrame({"id": ["a"], "prompt": ["hi"]}).to_csv(path, index=False)
