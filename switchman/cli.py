@@ -99,12 +99,15 @@ def _add_encoder_option(command: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from switchman.data import load_outcomes
+    from switchman.data import check_trainable, load_outcomes, to_matrices
     from switchman.encoders import encoder_by_name
     from switchman.router import new_router
 
+    if args.out.exists() and not args.out.is_dir():  # checked before minutes of training
+        raise ValueError(f"{args.out}: is a file; --out names the router's directory")
     encoder = encoder_by_name(args.encoder)
     outcomes = load_outcomes(args.data, prices=args.prices)
+    check_trainable(to_matrices(outcomes), args.data)
     router = new_router(args.router, encoder=encoder, seed=args.seed)
     router.fit(outcomes, show_progress=True)
     router.save(args.out)

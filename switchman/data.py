@@ -438,6 +438,25 @@ def to_matrices(df: pd.DataFrame) -> OutcomeMatrices:
     )
 
 
+#: The fewest prompts a router trains on: the default's 5-fold out-of-fold fit needs at
+#: least one held-out prompt per fold.
+MIN_TRAINING_PROMPTS = 5
+
+
+def check_trainable(matrices: OutcomeMatrices, source: str | Path) -> None:
+    """Raise ``DataError`` unless a router can learn from ``matrices``.
+
+    A valid outcomes table may still be useless for training: with one model there is
+    nothing to choose between, and with a handful of prompts nothing to learn from.
+    """
+    if len(matrices.models) < 2:
+        raise DataError(f"{source}: {len(matrices.models)} model ({', '.join(matrices.models)});"
+                        " a router needs outcomes of at least 2 models to choose between")
+    if matrices.n_prompts < MIN_TRAINING_PROMPTS:
+        raise DataError(f"{source}: {matrices.n_prompts} prompt(s); training needs at least "
+                        f"{MIN_TRAINING_PROMPTS}")
+
+
 def split_by_prompt(
     df: pd.DataFrame, test_fraction: float = 0.3, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

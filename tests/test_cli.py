@@ -297,6 +297,39 @@ def test_error_router_directory_missing(files: dict[str, Path], cache_dir: Path,
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("shrink", "expected"),
+    [
+        (lambda t: t[t["prompt_id"].isin(t["prompt_id"].unique()[:4])],
+         "4 prompt(s); training needs at least 5"),
+        (lambda t: t[t["model"] == t["model"].min()],
+         "1 model (codegemma-7b); a router needs outcomes of at least 2 models"),
+    ],
+    ids=["too-few-prompts", "one-model"],
+)
+def test_error_table_too_small_to_train(shrink, expected: str,  # noqa: ANN001 - a lambda
+                                        files: dict[str, Path], cache_dir: Path,
+                                        tmp_path: Path) -> None:
+    small = tmp_path / "small.parquet"
+    shrink(pd.read_parquet(files["llm_test"])).to_parquet(small, index=False)
+    for command in (["train", "--data", small, "--out", tmp_path / "r"],
+                    ["eval", "--train", small, "--test", files["llm_test"],
+                     "--out", tmp_path / "report"]):
+        _one_error_line(switchman(cache_dir, tmp_path, *command), str(small), expected)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "report").exists()
+
+
+def test_error_out_is_a_file(files: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    for command, kind in ((["train", "--data", files["llm_test"]], "router"),
+                          (["eval", "--train", files["llm_test"], "--test", files["llm_test"]],
+                           "report")):
+        result = switchman(cache_dir, tmp_path, *command, "--router", "prior", "--out", taken)
+        _one_error_line(result, str(taken), f"is a file; --out names the {kind}'s directory")
+    assert taken.read_text() == "not a directory"
+
+
 def test_error_quality_out_of_range(files: dict[str, Path], cache_dir: Path,
                                     tmp_path: Path) -> None:
     table = pd.read_parquet(files["llm_test"])
