@@ -7,7 +7,7 @@ that task. Prints AIQ, iso-quality cost ratio, max quality and quality at 0.25x 
 the best single model's cost (and APGR / CPT for the two-model pool).
 
     .venv/bin/python benchmarks/routing_quality.py [--datasets routerbench mmlupro ...]
-        [--routers default task ...] [--seeds 0 1 2]
+        [--routers default task ...] [--seeds 0 1 2] [--encoder NAME]
 
 One split (seed 0) is one draw: differences of a few thousandths of AIQ between routers are
 within split noise. With several --seeds, the script ends with each router's margin over
