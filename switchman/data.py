@@ -148,6 +148,10 @@ def load_prompts(path: str | Path) -> pd.DataFrame:
         bad = np.flatnonzero(frame[col].isna().to_numpy())
         if bad.size:
             raise DataError(f"{source}: row {row_of[bad[0]]}: {col} is null ({bad.size} rows)")
+        nested = np.flatnonzero(_nested(frame[col]))
+        if nested.size:
+            raise DataError(f"{source}: row {row_of[nested[0]]}: {col} is "
+                            f"{_not_text(frame[col].iat[nested[0]])} ({nested.size} rows)")
     # Repeats of the same (id, text) pair are harmless (an outcomes table used as the prompts
     # file has one per model) and are collapsed; one id with two texts is ambiguous.
     frame = frame[cols].astype("str")
@@ -165,6 +169,16 @@ def load_prompts(path: str | Path) -> pd.DataFrame:
     if repeat.any():
         logger.info("%s: collapsed %d repeated (prompt_id, prompt) rows", source, repeat.sum())
     return frame
+
+
+def _nested(values: pd.Series) -> np.ndarray:
+    """Which values are a JSON array or object: JSON input may nest, and str() of a list is
+    not the text anybody meant."""
+    return np.fromiter((isinstance(v, (list, dict)) for v in values), bool, len(values))
+
+
+def _not_text(value: Any) -> str:
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}, not text"
 
 
 def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -324,6 +338,7 @@ def validate_outcomes(
 
     for col in ("prompt_id", "prompt", "model"):
         fail(out[col].isna().to_numpy(), f"{col} is missing")
+        fail(_nested(out[col]), lambda i, c=col: f"{c} is {_not_text(out[c].iat[i])}")
     for col in ("quality", "cost_usd", "input_tokens", "output_tokens"):
         raw = out[col]
         num = pd.to_numeric(raw, errors="coerce").astype("float64")

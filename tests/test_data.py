@@ -245,6 +245,15 @@ def test_validation_errors_name_file_row_problem(tmp_path: Path, change, expecte
         assert _errors(change(_tiny()), tmp_path, suffix).startswith(expected)
 
 
+def test_outcomes_jsonl_with_nested_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    _tiny().assign(prompt=["x", "x", ["y"], ["y"]]).to_json(path, orient="records", lines=True)
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: row 3 (prompt_id='p2', model='a'): prompt is a JSON array, not text "
+            "(2 rows affected)")):
+        load_outcomes(path)
+
+
 def test_wide_errors_name_the_wide_row(bench: pd.DataFrame, tmp_path: Path) -> None:
     wide = _wide(bench)
     wide.loc[3, "claude-2"] = 2.0
@@ -373,6 +382,20 @@ def test_missing_columns_error_lists_only_the_files_columns(tmp_path: Path) -> N
     with pytest.raises(DataError) as caught:
         load_outcomes(path)
     assert str(caught.value).endswith("; found ['a', 'b']")
+
+
+def test_load_prompts_rejects_nested_json(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt_id": "a", "prompt": "fine"}\n'
+                    '{"prompt_id": "b", "prompt": ["not", "text"]}\n'
+                    '{"prompt_id": {"x": 1}, "prompt": "fine"}\n')
+    with pytest.raises(DataError, match=re.escape(f"{path}: row 3: prompt_id is a JSON object")):
+        load_prompts(path)
+    path.write_text('{"prompt_id": "a", "prompt": "fine"}\n'
+                    '{"prompt_id": "b", "prompt": ["not", "text"]}\n')
+    with pytest.raises(DataError, match=re.escape(f"{path}: row 2: prompt is a JSON array, "
+                                                  "not text (1 rows)")):
+        load_prompts(path)
 
 
 def test_load_prompts_errors(tmp_path: Path) -> None:
