@@ -99,15 +99,14 @@ def _add_encoder_option(command: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from switchman.data import check_trainable, load_outcomes, to_matrices
+    from switchman.data import check_trainable, load_outcomes
     from switchman.encoders import encoder_by_name
     from switchman.router import new_router
 
-    if args.out.exists() and not args.out.is_dir():  # checked before minutes of training
-        raise ValueError(f"{args.out}: is a file; --out names the router's directory")
+    _require_directory_or_nothing(args.out, "router")
     encoder = encoder_by_name(args.encoder)
     outcomes = load_outcomes(args.data, prices=args.prices)
-    check_trainable(to_matrices(outcomes), args.data)
+    check_trainable(outcomes, args.data)
     router = new_router(args.router, encoder=encoder, seed=args.seed)
     router.fit(outcomes, show_progress=True)
     router.save(args.out)
@@ -136,6 +135,7 @@ def _eval(args: argparse.Namespace) -> int:
     from switchman.encoders import encoder_by_name
     from switchman.eval.run import run_evaluation
 
+    _require_directory_or_nothing(args.out, "report")
     summary_table = run_evaluation(
         train_path=args.train, test_path=args.test, routers=args.router or ["default"],
         out_dir=args.out, n_points=args.points, prices_path=args.prices, seed=args.seed,
@@ -143,6 +143,12 @@ def _eval(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(summary_table + "\n")
     return 0
+
+
+def _require_directory_or_nothing(path: Path, holds: str) -> None:
+    """Fail before minutes of training, not at the save, when ``--out`` names a file."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file; --out names the {holds}'s directory")
 
 
 def _table_writer(path: Path) -> Callable[[pd.DataFrame], None]:

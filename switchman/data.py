@@ -458,17 +458,19 @@ def to_matrices(df: pd.DataFrame) -> OutcomeMatrices:
 MIN_TRAINING_PROMPTS = 5
 
 
-def check_trainable(matrices: OutcomeMatrices, source: str | Path) -> None:
-    """Raise ``DataError`` unless a router can learn from ``matrices``.
+def check_trainable(outcomes: pd.DataFrame, source: str | Path) -> None:
+    """Raise ``DataError`` unless a router can learn from the validated ``outcomes`` table.
 
     A valid outcomes table may still be useless for training: with one model there is
     nothing to choose between, and with a handful of prompts nothing to learn from.
     """
-    if len(matrices.models) < 2:
-        raise DataError(f"{source}: {len(matrices.models)} model ({', '.join(matrices.models)});"
+    models = sorted(outcomes["model"].unique())
+    if len(models) < 2:
+        raise DataError(f"{source}: {len(models)} model ({', '.join(models)});"
                         " a router needs outcomes of at least 2 models to choose between")
-    if matrices.n_prompts < MIN_TRAINING_PROMPTS:
-        raise DataError(f"{source}: {matrices.n_prompts} prompt(s); training needs at least "
+    n_prompts = outcomes["prompt_id"].nunique()
+    if n_prompts < MIN_TRAINING_PROMPTS:
+        raise DataError(f"{source}: {n_prompts} prompt(s); training needs at least "
                         f"{MIN_TRAINING_PROMPTS}")
 
 

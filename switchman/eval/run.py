@@ -84,10 +84,9 @@ def run_evaluation(train_path: Path, test_path: Path, routers: Sequence[str], ou
                    encoder: Encoder | None = None) -> str:
     """``switchman eval``: writes summary.json, decisions.parquet and the report."""
     prices = load_price_table(prices_path) if prices_path else None
-    if out_dir.exists() and not out_dir.is_dir():  # checked before minutes of training
-        raise ValueError(f"{out_dir}: is a file; --out names the report's directory")
-    train = to_matrices(load_outcomes(train_path, prices=prices))
-    check_trainable(train, train_path)
+    train_table = load_outcomes(train_path, prices=prices)
+    check_trainable(train_table, train_path)
+    train = to_matrices(train_table)
     test = to_matrices(load_outcomes(test_path, prices=prices))
     encoder = encoder or default_encoder()
     train_features = encode(train, encoder)
