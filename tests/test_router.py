@@ -30,7 +30,13 @@ from switchman.embed import Encoder  # noqa: E402
 from switchman.encoders import default_encoder  # noqa: E402
 from switchman.estimators import ROUTER_NAMES  # noqa: E402
 from switchman.eval.sweep import sweep_decisions  # noqa: E402
-from switchman.router import FORMAT_VERSION, Router, RouterLoadError, new_router  # noqa: E402
+from switchman.router import (  # noqa: E402
+    FORMAT_VERSION,
+    Router,
+    RouterLoadError,
+    _store_once,
+    new_router,
+)
 
 pytestmark = requires_routing_data
 
@@ -147,6 +153,67 @@ def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router
     assert not [k for k in arrays if k.endswith("idf") and not k.startswith("tasks.")]
 
 
+def test_each_distinct_array_is_stored_once() -> None:
+    embeddings = np.arange(12, dtype=np.float32).reshape(4, 3)
+    kept, shared = _store_once({
+        "a.train_embeddings": embeddings,
+        "b.train_embeddings": embeddings.copy(),  # equal content, another object
+        "c.train_embeddings": embeddings + 1,
+        "d.as_float64": embeddings.astype(np.float64),  # same values, another dtype
+        "e.reshaped": embeddings.reshape(3, 4),  # same values, another shape
+    })
+    assert list(kept) == ["a.train_embeddings", "c.train_embeddings", "d.as_float64",
+                          "e.reshaped"]
+    assert shared == {"b.train_embeddings": "a.train_embeddings"}
+
+
+def _rewrite(directory: Path, drop: str, add: dict[str, np.ndarray],
+             shared: object) -> None:
+    """Move arrays of a saved router around; ``shared`` replaces ``shared_arrays``, or
+    adds to it if both are mappings."""
+    with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != drop}
+    np.savez(directory / "arrays.npz", **arrays, **add)
+    config = json.loads((directory / "router.json").read_text())
+    config["shared_arrays"] = ({**config["shared_arrays"], **shared}
+                               if isinstance(shared, dict) else shared)
+    (directory / "router.json").write_text(json.dumps(config))
+
+
+def test_load_resolves_shared_arrays(saved: Path, tmp_path: Path,
+                                     test_prompts: list[str]) -> None:
+    d = _copy(saved, tmp_path)
+    with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+        prices = npz["cost.price_per_token"]
+    _rewrite(d, "cost.price_per_token", {"stored.prices": prices},
+             {"cost.price_per_token": "stored.prices"})
+    before, after = Router.load(saved), Router.load(d)
+    assert np.array_equal(before.estimate(test_prompts).cost,
+                          after.estimate(test_prompts).cost)
+
+
+@pytest.mark.parametrize("shared", [{"cost.price_per_token": "nowhere"}, ["not", "a", "map"]])
+def test_load_shared_array_that_is_missing(saved: Path, tmp_path: Path, shared: object) -> None:
+    d = _copy(saved, tmp_path)
+    _rewrite(d, "cost.price_per_token", {}, shared)
+    with pytest.raises(RouterLoadError, match="inconsistent"):
+        Router.load(d)
+
+
+def test_load_a_version_2_router(saved: Path, tmp_path: Path, test_prompts: list[str]) -> None:
+    d = _copy(saved, tmp_path)  # version 2 stored every array under its own key
+    with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    config = json.loads((d / "router.json").read_text())
+    for key, stored_as in config.pop("shared_arrays").items():
+        arrays[key] = arrays[stored_as]
+    config["format_version"] = 2
+    np.savez(d / "arrays.npz", **arrays)
+    (d / "router.json").write_text(json.dumps(config))
+    assert np.array_equal(Router.load(saved).estimate(test_prompts).quality,
+                          Router.load(d).estimate(test_prompts).quality)
+
+
 def test_load_arrays_without_the_task_classifier(saved: Path, tmp_path: Path) -> None:
     d = _copy(saved, tmp_path)
     with np.load(d / "arrays.npz", allow_pickle=False) as npz:
@@ -169,7 +236,7 @@ def test_load_directory_without_router_json(tmp_path: Path) -> None:
     assert str(tmp_path) in str(err.value)
 
 
-@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 0, "1", None])
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 1, 0, "3", None])
 def test_load_wrong_format_version(saved: Path, tmp_path: Path, version: object) -> None:
     d = _copy(saved, tmp_path)
     config = json.loads((d / "router.json").read_text())
