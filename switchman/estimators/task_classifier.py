@@ -25,6 +25,10 @@ from switchman.estimators.base import Features
 #: training parts of the dev datasets.
 _EMBEDDING_SHARE = 0.4
 _LEXICAL_ALPHA = 3e-6
+#: Passes of the lexical SGD over the training prompts. Held-out accuracy and log-loss are
+#: flat from 10 to 30 passes (mmlupro 0.829 vs 0.831, llmrouter 0.938 in both), and this
+#: fit is most of a router's training time when there are many tasks (routellm: 66).
+_LEXICAL_EPOCHS = 10
 
 
 def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
@@ -92,7 +96,7 @@ class TaskClassifier:
             doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
             self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
             # one-vs-rest classes are fitted in parallel threads (the SGD loop frees the GIL)
-            lexical = SGDClassifier(loss="log_loss", alpha=_LEXICAL_ALPHA, max_iter=30,
+            lexical = SGDClassifier(loss="log_loss", alpha=_LEXICAL_ALPHA, max_iter=_LEXICAL_EPOCHS,
                                     tol=None, random_state=0, n_jobs=-1)
             lexical.fit(_tfidf(counts, self.idf_), codes)
             self.lexical_coef_, self.lexical_intercept_ = _per_class(lexical)
