@@ -139,3 +139,16 @@ def test_soak_with_random_faults(fault_upstream: FaultServer, tmp_path: Path) ->
         logged = Counter(r[0] for r in conn.execute("SELECT request_id FROM decisions"))
     assert set(logged) == set(ids) and sum(logged.values()) == len(ids)
     assert end_rss - marks["warm_rss"] < 30, "gateway memory grew under steady load"
+
+
+def test_serve_tunes_the_garbage_collector_for_a_server() -> None:
+    # In a fresh interpreter: freezing the collector would leak into this test process. The
+    # soak test above runs `serve` with this tuning and holds its memory flat.
+    probe = ("import gc; from switchman.gateway.commands import _collect_garbage_less_often; "
+             "before = gc.get_freeze_count(); _collect_garbage_less_often(); "
+             "print(before, gc.get_freeze_count(), *gc.get_threshold())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    before, frozen, young, *_ = map(int, out)
+    assert before == 0 and frozen > 1000  # start-up objects are out of the collector's way
+    assert young == 20_000
