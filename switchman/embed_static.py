@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from switchman.embed import OnnxMiniLMEncoder, default_cache_dir
+from switchman.embed import OnnxMiniLMEncoder, default_cache_dir, progress_bar
 
 
 class StaticMiniLMEncoder:
@@ -68,10 +68,7 @@ class StaticMiniLMEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._load()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        from tqdm.auto import tqdm
-
-        quiet = not (show_progress and len(texts) > 1000)
-        with tqdm(total=len(texts), desc="embedding", unit="text", disable=quiet) as bar:
+        with progress_bar(len(texts), show_progress) as bar:
             for start in range(0, len(texts), self._CHUNK):
                 chunk = list(texts[start : start + self._CHUNK])
                 out[start : start + len(chunk)] = self._mean_vectors(chunk)

@@ -82,3 +82,15 @@ def test_table_built_once_and_reused_without_torch(encoder: StaticMiniLMEncoder,
             f"encoder_by_name('minilm-l6-static-v1', Path({str(cache_dir)!r})).encode(['hi'])\n"
             "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize(("n_texts", "show", "shown"),
+                         [(1500, True, True), (1500, False, False), (20, True, False)])
+def test_progress_bar_only_on_long_runs_that_ask(encoder: StaticMiniLMEncoder,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 n_texts: int, show: bool, shown: bool) -> None:
+    texts = [f"question number {i} about chemistry" for i in range(n_texts)]
+    out = encoder.encode(texts, show_progress=show)
+    assert out.shape == (n_texts, 384)
+    err = capsys.readouterr().err
+    assert ("embedding" in err and f"{n_texts}/{n_texts}" in err) == shown
