@@ -52,7 +52,7 @@ class _NoProgress:
         """Nothing to show."""
 
 
-def progress_bar(total: int, show_progress: bool) -> Any:
+def progress_bar(total: int, show_progress: bool) -> contextlib.AbstractContextManager[Any]:
     """A tqdm bar over ``total`` texts on long runs asked to show one, else a silent one.
 
     Even a disabled tqdm costs ~15 us to create and close, a tenth of routing one prompt,

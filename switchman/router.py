@@ -159,12 +159,12 @@ class Router:
         counts take ~10 KB per prompt and their tf-idf as much again.
         """
         prompts = list(prompts)
+        if len(prompts) <= _ESTIMATE_CHUNK:  # the gateway's one prompt: no chunks to stack
+            return self.estimate_features(self.features(prompts, show_progress=show_progress))
         embeddings = self._encoder().encode(prompts, show_progress=show_progress)
         parts = [self.estimate_features(make_features(prompts[start:start + _ESTIMATE_CHUNK],
                                                       embeddings[start:start + _ESTIMATE_CHUNK]))
                  for start in range(0, len(prompts), _ESTIMATE_CHUNK)]
-        if not parts:
-            return self.estimate_features(make_features([], embeddings))
         return Estimates(self.models_, np.vstack([p.quality for p in parts]),
                          np.vstack([p.cost for p in parts]))
 
