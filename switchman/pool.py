@@ -7,7 +7,6 @@ never a code change. The gateway extends these entries with how to reach each mo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -47,36 +46,6 @@ class Model(BaseModel):
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
         """Dollars for a call with these token counts at this model's prices."""
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
-
-
-class Pool:
-    """An ordered, name-indexed set of models."""
-
-    def __init__(self, models: Iterable[Model]) -> None:
-        self._models: dict[str, Model] = {}
-        for model in models:
-            if model.name in self._models:
-                raise ValueError(f"model {model.name!r} appears twice in the pool")
-            self._models[model.name] = model
-
-    def __iter__(self) -> Iterator[Model]:
-        return iter(self._models.values())
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._models
-
-    def __getitem__(self, name: str) -> Model:
-        try:
-            return self._models[name]
-        except KeyError:
-            raise KeyError(f"model {name!r} is not in the pool") from None
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._models)
 
 
 def load_price_table(path: str | Path) -> dict[str, tuple[float, float]]:

@@ -120,15 +120,6 @@ class LocalModelServer:
         """Process running (no I/O: cheap enough for every /healthz)."""
         return self._process is not None and self._process.poll() is None
 
-    def healthy(self) -> bool:
-        """Process alive and answering (cheap enough for /healthz)."""
-        if self._process is None or self._process.poll() is not None:
-            return False
-        try:
-            return httpx.get(f"{self.endpoint}/models", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def log_tail(self, lines: int = 20) -> str:
         if self._log is None:
             return ""
