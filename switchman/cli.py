@@ -51,8 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, type=Path, help="directory to save the router")
     train.add_argument("--prices", type=Path,
                        help="price table (prices.json shape) for costs a source lacks")
-    train.add_argument("--seed", type=int, default=0)
-    _add_encoder_option(train)
+    _add_seed_and_encoder_options(train)
     train.set_defaults(func=_train)
 
     route = commands.add_parser("route", help="route prompts with a trained router")
@@ -75,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--points", type=_positive_int, default=41,
                           help="operating points per router (default 41)")
     evaluate.add_argument("--prices", type=Path, help="price table for costs a source lacks")
-    evaluate.add_argument("--seed", type=int, default=0)
-    _add_encoder_option(evaluate)
+    _add_seed_and_encoder_options(evaluate)
     evaluate.set_defaults(func=_eval)
 
     try:
@@ -88,9 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_encoder_option(command: argparse.ArgumentParser) -> None:
+def _add_seed_and_encoder_options(command: argparse.ArgumentParser) -> None:
+    """What a training run is reproduced from, besides its data: the seed and the encoder."""
     from switchman.encoders import DEFAULT_ENCODER, KNOWN_ENCODERS
 
+    command.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the estimators' folds, clusters and initial values (default 0): the "
+             "same data, seed and encoder train the same router")
     command.add_argument(
         "--encoder", default=DEFAULT_ENCODER, metavar="NAME",
         help=f"prompt encoder: {', '.join(KNOWN_ENCODERS)} (default {DEFAULT_ENCODER}: a "
