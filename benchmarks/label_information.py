@@ -33,10 +33,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
-from switchman.data import load_outcomes, split_by_prompt
+from switchman.data import load_outcomes, split_by_prompt, to_matrices
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
 STRONG, FAST = "gemini-1.5-pro-002", "gemini-1.5-flash-002"
+
+
+def word_tfidf() -> TfidfVectorizer:
+    """The text features both mmlupro probes read: tf-idf of word uni- and bigrams."""
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
 
 
 def pro_and_flash(outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -61,9 +66,8 @@ def print_task_table(rows: pd.DataFrame) -> None:
 def repeats_auc(rows: pd.DataFrame, task: str) -> float:
     """Cross-validated ROC AUC of predicting pro's repeated answers from one task's prompts."""
     part = rows[rows["task"] == task]
-    text = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     scores = cross_val_predict(LogisticRegression(C=4.0, max_iter=2000),
-                               text.fit_transform(part["prompt"]), part["repeats"], cv=5,
+                               word_tfidf().fit_transform(part["prompt"]), part["repeats"], cv=5,
                                method="predict_proba")[:, 1]
     return float(roc_auc_score(part["repeats"], scores))
 
@@ -73,7 +77,7 @@ def top_decision(train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]
     flash_wins = (train["flash"] - train["pro"]).groupby(train["task"]).mean() > 0
     by_label = test["task"].map(flash_wins).fillna(False).to_numpy(bool)
     tasks = sorted(train["task"].unique())
-    text = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit(train["prompt"])
+    text = word_tfidf().fit(train["prompt"])
 
     def features(rows: pd.DataFrame) -> sparse.csr_matrix:
         onehot = pd.get_dummies(pd.Categorical(rows["task"], categories=tasks)).to_numpy(float)
@@ -91,18 +95,18 @@ def top_decision(train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]
 
 
 def print_routerbench() -> None:
-    outcomes = load_outcomes(DATA / "routerbench.parquet")
-    wide = outcomes.pivot(index="prompt_id", columns="model", values="quality")
-    tasks = outcomes.drop_duplicates("prompt_id").set_index("prompt_id")["task"].loc[wide.index]
-    best = wide.mean().idxmax()
-    print(f"\n## 4. routerbench per task: {best} against the other {wide.shape[1] - 1} models")
-    for task, part in wide.groupby(tasks):
-        others = part.drop(columns=best)
-        runner_up = others.mean().idxmax()
-        beaten = (others.to_numpy() > part[[best]].to_numpy()).any(axis=1).mean()
-        print(f"{task:16s} {len(part):5d} prompts  best {part[best].mean():.3f}  runner-up "
-              f"{runner_up} {others[runner_up].mean():.3f}  some model right where it is "
-              f"wrong: {beaten:.3f}")
+    table = to_matrices(load_outcomes(DATA / "routerbench.parquet"))
+    best = int(np.argmax(table.quality.mean(axis=0)))
+    others = np.delete(np.arange(len(table.models)), best)
+    print(f"\n## 4. routerbench per task: {table.models[best]} against the other "
+          f"{len(others)} models")
+    for task in np.unique(table.tasks):
+        quality = table.quality[table.tasks == task]
+        runner_up = others[np.argmax(quality[:, others].mean(axis=0))]
+        beaten = (quality[:, others] > quality[:, [best]]).any(axis=1).mean()
+        print(f"{task:16s} {len(quality):5d} prompts  best {quality[:, best].mean():.3f}  "
+              f"runner-up {table.models[runner_up]} {quality[:, runner_up].mean():.3f}  "
+              f"some model right where it is wrong: {beaten:.3f}")
 
 
 def main() -> None:
