@@ -36,21 +36,34 @@ class Constraints:
         allowed = None if allowed_models is None else frozenset(allowed_models)
         return cls(allowed, frozenset(excluded_models), max_cost_usd)
 
+    def model_reason(self, name: str) -> str | None:
+        """Why model ``name`` is excluded whatever the prompt, or None."""
+        if self.allowed_models is not None and name not in self.allowed_models:
+            return "not in allowed_models"
+        if name in self.excluded_models:
+            return "in excluded_models"
+        return None
+
+    def cost_reason(self, cost: float) -> str | None:
+        """Why a call estimated at ``cost`` dollars is excluded, or None."""
+        if self.max_cost_usd is not None and cost > self.max_cost_usd:
+            return f"estimated cost ${cost:.6f} > max_cost_usd ${self.max_cost_usd}"
+        return None
+
 
 def eligibility(estimates: Estimates, constraints: Constraints | None = None,
                 extra_mask: np.ndarray | None = None) -> np.ndarray:
     """Boolean (n_prompts, n_models): which models each prompt may go to.
 
-    ``extra_mask`` carries what only the caller knows (context window, required features).
+    The rules are :meth:`Constraints.model_reason` and :meth:`Constraints.cost_reason`
+    (the gateway asks those for one prompt, to explain each exclusion). ``extra_mask``
+    carries what only the caller knows (context window, required features).
     """
     mask = np.ones(estimates.quality.shape, dtype=bool)
     if constraints is not None:
-        names = np.asarray(estimates.models, dtype=object)
-        if constraints.allowed_models is not None:
-            mask &= np.isin(names, list(constraints.allowed_models))[None, :]
-        if constraints.excluded_models:
-            mask &= ~np.isin(names, list(constraints.excluded_models))[None, :]
-        if constraints.max_cost_usd is not None:
+        mask &= np.array([constraints.model_reason(name) is None
+                          for name in estimates.models], dtype=bool)[None, :]
+        if constraints.max_cost_usd is not None:  # cost_reason, for every prompt at once
             mask &= estimates.cost <= constraints.max_cost_usd
     if extra_mask is not None:
         mask &= extra_mask

@@ -29,7 +29,8 @@ def _err(text: str) -> None:
 
 def _load(path: str | None) -> Any:
     """The configuration at ``path`` (or $SWITCHMAN_CONFIG), else the default pool."""
-    from switchman.config import default_config, load_config
+    from switchman.config import load_config
+    from switchman.gateway.defaults import default_config
 
     path = path or os.environ.get("SWITCHMAN_CONFIG")
     return load_config(path) if path else default_config()
@@ -78,7 +79,7 @@ def _collect_garbage_less_often() -> None:
 
 def _router_warnings(config: Any) -> list[str]:
     """Problems that do not stop a gateway but change what routers can do."""
-    from switchman.gateway.scoring import MappedScorer, load_scorer
+    from switchman.gateway.route.scoring import MappedScorer, load_scorer
     from switchman.gateway.service import unavailable_models
 
     notes = [f"models: {name} unavailable: {why}"
@@ -129,7 +130,7 @@ def config_check(args: argparse.Namespace) -> int:
 
 def spend_command(args: argparse.Namespace) -> int:
     from switchman.config import ConfigError
-    from switchman.gateway.accounting import format_spend, spend
+    from switchman.gateway.record.accounting import format_spend, spend
 
     try:
         config = _load(args.config)

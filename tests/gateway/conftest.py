@@ -32,7 +32,7 @@ from gateway_support import (  # noqa: E402
 from gateway_upstream import ServerThread, create_upstream  # noqa: E402
 
 from switchman.config import LocalModelConfig  # noqa: E402
-from switchman.gateway.local import LocalModelServer, free_port  # noqa: E402
+from switchman.gateway.execute.local import LocalModelServer, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from switchman.gateway.local import free_port
+from switchman.gateway.execute.local import free_port
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,7 @@ from gateway_upstream import ServerThread
 
 from switchman.config import parse_config
 from switchman.gateway.app import create_app
-from switchman.gateway.local import free_port
+from switchman.gateway.execute.local import free_port
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 ANTHROPIC_KEY = "sk-ant-secret-0123456789"

@@ -11,7 +11,7 @@ import openai
 import pytest
 from gateway_support import ANTHROPIC_KEY
 
-from switchman.gateway.providers.anthropic_format import (
+from switchman.gateway.execute.providers.anthropic_format import (
     StreamTranslator,
     TranslationError,
     from_anthropic,

@@ -11,10 +11,10 @@ import pytest
 from fault_support import log_rows
 from gateway_support import gateway_state
 
+from switchman.config.reliability import BreakerConfig, RetryConfig
 from switchman.gateway import commands
-from switchman.gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from switchman.gateway.guards import backoff_delay
-from switchman.gateway.reliability_config import BreakerConfig, RetryConfig
+from switchman.gateway.execute.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from switchman.gateway.execute.guards import backoff_delay
 
 P, B, S = "ok@primary", "ok@backup", "ok@solo"
 

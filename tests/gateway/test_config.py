@@ -12,12 +12,11 @@ import yaml
 from switchman.config import (
     AUTO_ROUTER,
     ConfigError,
-    default_config,
     dump_config,
     load_config,
     parse_config,
 )
-from switchman.gateway.defaults import find_smollm2_gguf
+from switchman.gateway.defaults import default_config, find_smollm2_gguf
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "switchman.yaml"
 

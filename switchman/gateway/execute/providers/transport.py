@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from switchman.gateway.providers.base import UpstreamError
-from switchman.gateway.reliability_config import TimeoutConfig
+from switchman.config.reliability import TimeoutConfig
+from switchman.gateway.execute.providers.base import UpstreamError
 
 
 @dataclass(slots=True)

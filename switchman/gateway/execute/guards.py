@@ -13,35 +13,46 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from switchman.config import Config, PoolModel
-from switchman.gateway.breaker import CircuitBreaker
-from switchman.gateway.reliability_config import (
+from switchman.config.reliability import (
     BreakerConfig,
     RetryConfig,
     TimeoutConfig,
     merged,
 )
-from switchman.pool import Model
+from switchman.gateway.execute.breaker import CircuitBreaker
+from switchman.state import LocalStore, StateStore
+
+_IN_FLIGHT = "in_flight"
 
 
 class InFlight:
-    """How many calls are open against one upstream model (or the whole gateway)."""
+    """How many calls are open against one upstream model (or the whole gateway).
 
-    __slots__ = ("active", "limit", "rejected")
+    The count lives in the state store (space ``in_flight``, keyed by ``name``); the
+    rejection count is this process's own, for its ``/v1/status``.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("limit", "name", "rejected", "_store")
+
+    def __init__(self, limit: int, name: str = "gateway", store: StateStore | None = None) -> None:
         self.limit = limit
-        self.active = 0
+        self.name = name
         self.rejected = 0
+        self._store: StateStore = LocalStore() if store is None else store
+
+    @property
+    def active(self) -> int:
+        return self._store.add(_IN_FLIGHT, self.name, 0)
 
     def try_acquire(self) -> bool:
-        if self.active >= self.limit:
+        if self._store.add(_IN_FLIGHT, self.name, 1) > self.limit:
+            self._store.add(_IN_FLIGHT, self.name, -1)
             self.rejected += 1
             return False
-        self.active += 1
         return True
 
     def release(self) -> None:
-        self.active -= 1
+        self._store.add(_IN_FLIGHT, self.name, -1)
 
 
 def backoff_delay(policy: RetryConfig, attempt: int, retry_after: float | None,
@@ -68,25 +79,24 @@ class ModelGuard:
     in_flight: InFlight
 
 
-def effective(config: Config, model: Model) -> tuple[TimeoutConfig, RetryConfig,
-                                                     BreakerConfig, int]:
+def effective(config: Config, model: PoolModel) -> tuple[TimeoutConfig, RetryConfig,
+                                                         BreakerConfig, int]:
     """A model's settings: gateway defaults < provider overrides < the model's own."""
     rel = config.reliability
     prov = rel.providers.get(model.provider)
-    own = model if isinstance(model, PoolModel) else None
-    timeouts = merged(rel.timeouts, prov and prov.timeouts, own and own.timeouts)
-    retries = merged(rel.retries, prov and prov.retries, own and own.retries)
-    breaker = merged(rel.breaker, prov and prov.breaker, own and own.breaker)
-    limit = (own and own.max_in_flight) or (prov and prov.max_in_flight) or rel.max_in_flight
+    timeouts = merged(rel.timeouts, prov and prov.timeouts, model.timeouts)
+    retries = merged(rel.retries, prov and prov.retries, model.retries)
+    breaker = merged(rel.breaker, prov and prov.breaker, model.breaker)
+    limit = model.max_in_flight or (prov and prov.max_in_flight) or rel.max_in_flight
     return timeouts, retries, breaker, limit
 
 
-def build_guards(config: Config, models: Iterable[Model],
+def build_guards(config: Config, models: Iterable[PoolModel], store: StateStore,
                  on_change: Callable[[str, str], None] | None = None) -> dict[str, ModelGuard]:
     guards = {}
     for model in models:
         timeouts, retries, breaker, limit = effective(config, model)
-        guards[model.name] = ModelGuard(timeouts, retries,
-                                        CircuitBreaker(model.name, breaker, on_change),
-                                        InFlight(limit))
+        guards[model.name] = ModelGuard(
+            timeouts, retries, CircuitBreaker(model.name, breaker, on_change, store=store),
+            InFlight(limit, "model:" + model.name, store))
     return guards

@@ -7,6 +7,8 @@ latency switchman itself adds (parse, route, log) and is what the performance bu
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -22,6 +24,7 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.requests = Counter("switchman_requests_total", "Chat completion requests.",
                                 ["router", "model", "status"], registry=r)
@@ -67,6 +70,16 @@ class GatewayMetrics:
         self.incidents = Counter("switchman_stream_incidents_total",
                                  "Streams that failed after bytes reached the client.",
                                  ["model", "error"], registry=r)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, bound once and reused: ``labels()`` hashes, locks and
+        looks up on every call, several times per request otherwise. Label values come from
+        configuration and code, so the cache is as small as the metric's own series."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

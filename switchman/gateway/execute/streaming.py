@@ -20,14 +20,11 @@ from typing import Any
 
 from starlette.responses import StreamingResponse
 
-from switchman.gateway.accounting import Usage, cost_of, usage_of
-from switchman.gateway.executor import Outcome
-from switchman.gateway.providers.base import UpstreamError
-from switchman.gateway.reporting import account, decision_headers, record_for
-from switchman.gateway.routing import Decision
+from switchman.gateway.context import Outcome, RequestContext
+from switchman.gateway.execute.providers.base import UpstreamError
+from switchman.gateway.record.accounting import Usage, cost_of, usage_of
+from switchman.gateway.record.settle import Settler, decision_headers
 from switchman.gateway.schema import ChatRequest
-from switchman.gateway.service import Gateway
-from switchman.gateway.sticky import ConversationKey
 
 logger = logging.getLogger(__name__)
 
@@ -103,24 +100,28 @@ class _Relay:
 
 
 class _StreamEnd:
-    """Finishes a stream exactly once, however it ends: accounting and the log row, then the
-    upstream connection and the in-flight slots it held."""
+    """Finishes a stream exactly once, however it ends: the request is settled first, then
+    the upstream connection and the model's in-flight slot it held are released."""
 
-    def __init__(self, gw: Gateway, request_id: str, t0: float, req: ChatRequest,
-                 decision: Decision, outcome: Outcome, conv: ConversationKey, key: str | None,
-                 release_gateway: Callable[[], None] | None) -> None:
-        self.gw, self.request_id, self.t0, self.req = gw, request_id, t0, req
-        self.decision, self.outcome, self.conv, self.key = decision, outcome, conv, key
-        self.relay = _Relay(request_id, req, outcome)
-        self.release_gateway = release_gateway
-        self.finished = False
+    def __init__(self, ctx: RequestContext, outcome: Outcome, settler: Settler,
+                 on_failure: Callable[[str], None]) -> None:
+        assert ctx.req is not None
+        self.ctx, self.outcome, self.settler = ctx, outcome, settler
+        self.on_failure = on_failure
+        self.relay = _Relay(ctx.request_id, ctx.req, outcome)
         self.closed = False
 
-    def finish(self, status: int, error_kind: str | None, errors: list[str]) -> None:
-        if not self.finished:
-            self.finished = True
-            _finish(self.gw, self.request_id, self.t0, self.req, self.decision, self.outcome,
-                    self.conv, self.key, self.relay, status, error_kind, errors)
+    def finish(self, status: int, error_kind: str | None) -> None:
+        ctx, relay = self.ctx, self.relay
+        if ctx.settled:
+            return
+        usage = relay.usage()
+        ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        ctx.cost_usd, ctx.cost_source = cost_of(self.outcome.model, usage), usage.source
+        ctx.upstream_id, ctx.error_kind = relay.upstream_id, error_kind
+        if status == 200:
+            ctx.reply = relay.reply()
+        self.settler.settle(ctx, status)
 
     async def close(self) -> None:
         if self.closed:
@@ -131,22 +132,23 @@ class _StreamEnd:
                 with contextlib.suppress(Exception):
                     await self.outcome.chunks.aclose()  # type: ignore[attr-defined]
         finally:
-            for release in (self.outcome.release, self.release_gateway):
-                if release is not None:
-                    release()
+            if self.outcome.release is not None:
+                self.outcome.release()
+            self.ctx.free_slot()
 
 
-def _incident(gw: Gateway, request_id: str, err: UpstreamError, sent: int) -> bytes:
+def _incident(end: _StreamEnd, err: UpstreamError, sent: int) -> bytes:
     """A failure after bytes reached the client: log it loudly, end with an error event.
 
     No ``[DONE]`` follows: clients that wait for it (the OpenAI SDK raises on the error
     event) must not take the partial answer for a complete one.
     """
     logger.warning("stream incident: request %s, model %s failed after %d chunks (%s): %s",
-                   request_id, err.model, sent, err.label, err.message)
-    gw.metrics.incidents.labels(err.model, err.label).inc()
-    gw.metrics.upstream_errors.labels(err.model, err.label).inc()
-    gw.executor.stream_failed(err.model)
+                   end.ctx.request_id, err.model, sent, err.label, err.message)
+    metrics = end.settler.metrics
+    metrics.child(metrics.incidents, err.model, err.label).inc()
+    metrics.child(metrics.upstream_errors, err.model, err.label).inc()
+    end.on_failure(err.model)
     return _event({"error": {"message": f"upstream model {err.model} failed mid-stream "
                              f"after {sent} chunks ({err.label}): {err.message}; the answer "
                              "is incomplete", "type": "upstream_error", "param": None,
@@ -154,8 +156,8 @@ def _incident(gw: Gateway, request_id: str, err: UpstreamError, sent: int) -> by
 
 
 async def _relay(end: _StreamEnd) -> AsyncIterator[bytes]:
-    relay, outcome, req = end.relay, end.outcome, end.req
-    status, error_kind, errors = 200, None, list(outcome.errors)
+    relay, outcome, req, errors = end.relay, end.outcome, end.relay.req, end.ctx.errors
+    status, error_kind = 200, None
     chunks, sent = outcome.chunks, 0
     try:
         if outcome.first_chunk is not None:
@@ -175,13 +177,13 @@ async def _relay(end: _StreamEnd) -> AsyncIterator[bytes]:
     except UpstreamError as err:
         status, error_kind = 502, err.label
         errors.append(f"{err.model}: {err.label}: {err.message} (after {sent} chunks)")
-        yield _incident(end.gw, end.request_id, err, sent)
+        yield _incident(end, err, sent)
     except (asyncio.CancelledError, GeneratorExit):
         status, error_kind = 499, "client_disconnected"
         raise
     finally:
         # Account first: closing the upstream may itself be interrupted by cancellation.
-        end.finish(status, error_kind, errors)
+        end.finish(status, error_kind)
         await end.close()
 
 
@@ -197,42 +199,20 @@ class _GuardedStreamingResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            if not self._end.finished:
-                self._end.finish(499, "client_disconnected", list(self._end.outcome.errors))
+            self._end.finish(499, "client_disconnected")
             await self._end.close()
 
 
-def _finish(gw: Gateway, request_id: str, t0: float, req: ChatRequest, decision: Decision,
-            outcome: Outcome, conv: ConversationKey, key: str | None, relay: _Relay,
-            status: int, error_kind: str | None, errors: list[str]) -> None:
-    usage = relay.usage()
-    cost = cost_of(outcome.model, usage)
-    latency = time.perf_counter() - t0
-    account(gw, decision.router, outcome.model.name, usage.prompt_tokens,
-            usage.completion_tokens, cost, status, latency)
-    if status == 200:
-        gw.memory.put(conv.after(relay.reply()), outcome.model.name)
-    else:
-        gw.metrics.errors.labels(error_kind or "stream_error").inc()
-    record = record_for(gw, request_id, t0, req, decision, key, status)
-    record.model, record.tried, record.errors = outcome.model.name, outcome.tried, errors
-    record.reason, record.error_kind = outcome.reason, error_kind
-    record.overhead_ms = (outcome.upstream_start - t0) * 1000
-    record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-    record.cost_usd, record.cost_source = cost, usage.source
-    record.upstream_id = relay.upstream_id
-    gw.log.record(record)
-
-
-def stream_response(gw: Gateway, request_id: str, t0: float, req: ChatRequest,
-                    decision: Decision, outcome: Outcome, conv: ConversationKey,
-                    key: str | None,
-                    release_gateway: Callable[[], None] | None = None) -> StreamingResponse:
-    """The SSE response; it owns ``outcome``'s upstream stream and in-flight slots."""
+def stream_response(ctx: RequestContext, outcome: Outcome, settler: Settler,
+                    on_failure: Callable[[str], None]) -> StreamingResponse:
+    """The SSE response; it owns ``outcome``'s upstream stream, its in-flight slot and the
+    request's gateway slot. ``on_failure(model)`` hears of a stream that broke mid-way."""
+    decision = ctx.decision
+    assert decision is not None
     estimate = decision.estimated_cost.get(outcome.model.name, 0.0)
-    headers = decision_headers(request_id, decision, outcome, estimate)
+    headers = decision_headers(ctx.request_id, decision, outcome, estimate)
     headers["x-switchman-cost-source"] = "estimate"
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"
-    end = _StreamEnd(gw, request_id, t0, req, decision, outcome, conv, key, release_gateway)
+    end = _StreamEnd(ctx, outcome, settler, on_failure)
     return _GuardedStreamingResponse(end, headers)

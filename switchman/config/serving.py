@@ -1,7 +1,7 @@
 """Configuration sections for serving: the listener, client keys, the log, conversations.
 
-They live apart from :mod:`switchman.config` (like :mod:`reliability_config`) to keep that
-module small; ``switchman.config`` re-exports them.
+They live in a module of their own (like :mod:`switchman.config.reliability`) to keep the
+package's main module small; ``switchman.config`` re-exports them.
 """
 
 from __future__ import annotations

@@ -5,18 +5,21 @@ routed afresh. A conversation is identified by the caller's ``conversation_id`` 
 one, by a hash of its messages up to the last assistant turn: after answering, the gateway
 remembers hash(messages + its reply), which is exactly the prefix the client sends back on
 the next turn. Only role, text and tool calls are hashed, so clients that re-serialize
-messages (``refusal: null`` and the like) still match. Memory is a bounded in-process LRU.
+messages (``refusal: null`` and the like) still match. Memory is a bounded LRU in the
+gateway's state store.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from switchman.state import LocalStore, StateStore
+
 _SEP = b"\x1e"
+_SPACE = "sticky"
 
 
 def _encode(message: dict[str, Any]) -> bytes:
@@ -65,27 +68,18 @@ def conversation_key(messages: Iterable[dict[str, Any]],
 
 
 class ConversationMemory:
-    """Bounded LRU map from conversation key to the model serving it."""
+    """Bounded LRU map from conversation key to the model serving it (in the state store)."""
 
-    def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
-        self._entries: OrderedDict[str, str] = OrderedDict()
+    def __init__(self, max_entries: int, store: StateStore | None = None) -> None:
+        self._store: StateStore = LocalStore() if store is None else store
+        self._store.bound(_SPACE, max_entries)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._store.size(_SPACE)
 
     def get(self, key: str | None) -> str | None:
-        if key is None:
-            return None
-        model = self._entries.get(key)
-        if model is not None:
-            self._entries.move_to_end(key)
-        return model
+        return None if key is None else self._store.get(_SPACE, key)
 
     def put(self, key: str, model: str) -> None:
-        if not key:
-            return
-        self._entries[key] = model
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        if key:
+            self._store.put(_SPACE, key, model)

@@ -13,11 +13,14 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from switchman.state import LocalStore, StateStore
+
 logger = logging.getLogger(__name__)
+
+_RECENT = "responses"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -85,11 +88,13 @@ def connect(path: Path) -> sqlite3.Connection:
 class DecisionLog:
     """Queue in front of a writer thread; ``record`` never blocks the caller."""
 
-    def __init__(self, path: Path, max_queue: int = 100_000, recent: int = 100_000) -> None:
+    def __init__(self, path: Path, max_queue: int = 100_000, recent: int = 100_000,
+                 store: StateStore | None = None) -> None:
         self.path = path
         self._queue: queue.Queue = queue.Queue(max_queue)
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._recent_max = recent
+        #: Recent response ids -> the caller's key id ("" for none): ``knows`` without disk.
+        self._recent: StateStore = LocalStore() if store is None else store
+        self._recent.bound(_RECENT, recent)
         self.dropped = 0
         connect(path).close()  # fail at start-up, not on the first request
         self._thread = threading.Thread(target=self._run, name="switchman-decision-log",
@@ -105,9 +110,7 @@ class DecisionLog:
                 logger.warning("decision log queue full: %d records dropped", self.dropped)
 
     def record(self, decision: DecisionRecord) -> None:
-        self._recent[decision.request_id] = None
-        if len(self._recent) > self._recent_max:
-            self._recent.popitem(last=False)
+        self._recent.put(_RECENT, decision.request_id, decision.api_key_id or "")
         self._put(("d", decision))
 
     def record_feedback(self, request_id: str, score: float, label: str | None,
@@ -116,7 +119,7 @@ class DecisionLog:
 
     def knows(self, request_id: str) -> bool:
         """Whether a response id was served (recent ones from memory, older from disk)."""
-        if request_id in self._recent:
+        if self._recent.get(_RECENT, request_id) is not None:
             return True
         conn = sqlite3.connect(str(self.path), timeout=30)
         try:

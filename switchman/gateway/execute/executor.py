@@ -13,37 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from switchman.gateway.context import Decision, Outcome, RequestContext
 from switchman.gateway.errors import GatewayError
-from switchman.gateway.guards import ModelGuard, backoff_delay
-from switchman.gateway.metrics import GatewayMetrics
-from switchman.gateway.providers.base import Provider, UpstreamError
-from switchman.gateway.routing import Decision
+from switchman.gateway.execute.guards import ModelGuard, backoff_delay
+from switchman.gateway.execute.providers.base import Provider, UpstreamError
+from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.schema import ChatRequest
 from switchman.pool import Model
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The model that answered, its answer (or open stream), and what was tried before.
-
-    ``release`` frees the model's in-flight slot; for a stream, whoever finishes relaying
-    it must call it (exactly once), since the call lasts as long as the stream.
-    """
-
-    model: Model
-    reason: str
-    tried: list[str]
-    errors: list[str]
-    upstream_start: float
-    upstream_seconds: float
-    response: dict[str, Any] | None = None
-    first_chunk: dict[str, Any] | None = None
-    chunks: AsyncIterator[dict[str, Any]] | None = None
-    release: Callable[[], None] | None = None
 
 
 class _Skipped(Exception):
@@ -117,7 +96,10 @@ class Executor:
         """A stream broke after its first chunk: a failure of the model for its breaker."""
         self.guards[name].breaker.record(False)
 
-    async def run(self, req: ChatRequest, decision: Decision) -> Outcome:
+    async def run(self, ctx: RequestContext) -> Outcome:
+        """Walk ``ctx``'s plan; the first model to answer gives the outcome."""
+        req, decision = ctx.req, ctx.decision
+        assert req is not None and decision is not None, "run() needs a routed request"
         tried: list[str] = []
         errors: list[str] = []
         skipped: list[_Skipped] = []

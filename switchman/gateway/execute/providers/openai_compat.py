@@ -13,8 +13,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from switchman.gateway.providers.base import UpstreamError, redact
-from switchman.gateway.providers.http_provider import HTTPProvider
+from switchman.gateway.execute.providers.base import UpstreamError, redact
+from switchman.gateway.execute.providers.http_provider import HTTPProvider
 from switchman.pool import Model
 
 

@@ -10,15 +10,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from switchman.gateway.providers.anthropic_format import (
+from switchman.gateway.execute.providers.anthropic_format import (
     ANTHROPIC_VERSION,
     StreamTranslator,
     TranslationError,
     from_anthropic,
     to_anthropic,
 )
-from switchman.gateway.providers.base import UpstreamError, redact
-from switchman.gateway.providers.http_provider import HTTPProvider
+from switchman.gateway.execute.providers.base import UpstreamError, redact
+from switchman.gateway.execute.providers.http_provider import HTTPProvider
 from switchman.pool import Model
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com/v1"

@@ -10,9 +10,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from switchman.gateway.providers.base import UpstreamError, api_key, error_message, redact
-from switchman.gateway.providers.transport import Reply, Transport
-from switchman.gateway.reliability_config import TimeoutConfig
+from switchman.config.reliability import TimeoutConfig
+from switchman.gateway.execute.providers.base import UpstreamError, api_key, error_message, redact
+from switchman.gateway.execute.providers.transport import Reply, Transport
 from switchman.pool import Model
 
 

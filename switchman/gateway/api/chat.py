@@ -1,0 +1,107 @@
+"""POST /v1/chat/completions: admit, parse, route, execute, answer, settle.
+
+The response body is the upstream's, with ``id`` set to switchman's request id (the id
+feedback refers to) and ``model`` set to the pool model that answered. Decision headers
+tell the caller what happened without parsing anything. Every way a request can end goes
+through one :meth:`Settler.settle <switchman.gateway.record.settle.Settler.settle>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from switchman.gateway.api.http import read_json
+from switchman.gateway.context import Outcome, RequestContext
+from switchman.gateway.errors import GatewayError, error_response
+from switchman.gateway.execute.streaming import stream_response
+from switchman.gateway.record.accounting import cost_of, usage_of
+from switchman.gateway.record.settle import Settler, decision_headers
+from switchman.gateway.schema import parse_chat_request
+from switchman.gateway.service import Gateway
+
+logger = logging.getLogger(__name__)
+
+
+def new_request_id() -> str:
+    return "chatcmpl-sw" + os.urandom(12).hex()
+
+
+async def chat_completions(request: Request) -> Response:
+    """Admit (or shed) the request; the in-flight slot lives as long as its answer."""
+    gw: Gateway = request.app.state.gateway
+    ctx = RequestContext(new_request_id(), time.perf_counter())
+    if not gw.in_flight.try_acquire():
+        gw.metrics.rejected.inc()  # shed before reading the body: a 429 now beats a queue
+        return _refuse(gw.settler, ctx, GatewayError(
+            429, f"switchman is at its limit of {gw.in_flight.limit} requests in flight; "
+            "retry shortly", type="rate_limit_error", code="overloaded",
+            headers={"retry-after": str(gw.config.server.overload_retry_after_s)}))
+    ctx.release_slot = gw.in_flight.release
+    try:
+        return await _handle(gw, request, ctx)
+    except GatewayError as err:
+        return _refuse(gw.settler, ctx, err)
+    except Exception:
+        logger.exception("unexpected error serving request %s", ctx.request_id)
+        return _refuse(gw.settler, ctx, GatewayError(
+            500, "internal error in switchman (see the gateway log)", type="server_error",
+            code="internal_error"))
+    finally:
+        if not ctx.settled and ctx.outcome is None:
+            ctx.free_slot()  # cancelled before anything was decided: nothing to record
+
+
+def _refuse(settler: Settler, ctx: RequestContext, err: GatewayError) -> Response:
+    ctx.failed(err)
+    settler.settle(ctx, err.status)
+    return error_response(err, {"x-switchman-request-id": ctx.request_id})
+
+
+async def _handle(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
+    ctx.key = gw.authenticate(request.headers.get("authorization"))
+    body = await read_json(request, gw.config.server.max_body_bytes)
+    ctx.req = parse_chat_request(body, request.headers, gw.routing.known_names)
+    ctx.decision = await gw.routing.decide(ctx)
+    outcome = await gw.executor.run(ctx)
+    ctx.answered_by(outcome)
+    if ctx.req.stream:
+        return stream_response(ctx, outcome, gw.settler, gw.executor.stream_failed)
+    return _complete(ctx, outcome, gw.settler)
+
+
+def _complete(ctx: RequestContext, outcome: Outcome, settler: Settler) -> Response:
+    """The upstream's answer as the client's, its usage and cost filled in and settled."""
+    assert ctx.req is not None and ctx.decision is not None
+    data: dict[str, Any] = outcome.response or {}
+    model = outcome.model
+    ctx.upstream_id = data.get("id")
+    data["id"] = ctx.request_id
+    data["model"] = model.name
+    choices = data.get("choices") or [{}]
+    first = choices[0] if isinstance(choices[0], dict) else {}
+    message = first.get("message") if isinstance(first.get("message"), dict) else {}
+    content = message.get("content")
+    chars = len(content) if isinstance(content, str) else 0
+    for call in message.get("tool_calls") or []:
+        chars += len(str((call.get("function") or {}).get("arguments", "")))
+    usage = usage_of(data.get("usage"), ctx.req.prompt_tokens, chars)
+    if usage.source != "usage":
+        data["usage"] = {"prompt_tokens": usage.prompt_tokens,
+                         "completion_tokens": usage.completion_tokens,
+                         "total_tokens": usage.prompt_tokens + usage.completion_tokens}
+    ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    ctx.cost_usd, ctx.cost_source = cost_of(model, usage), usage.source
+    payload = json.dumps(data).encode()
+    ctx.reply = {"role": "assistant", "content": content,
+                 "tool_calls": message.get("tool_calls")}
+    settler.settle(ctx, 200)
+    return Response(payload, headers=decision_headers(ctx.request_id, ctx.decision, outcome,
+                                                      ctx.cost_usd),
+                    media_type="application/json")

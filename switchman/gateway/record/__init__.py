@@ -1,0 +1,1 @@
+"""Recording: settling a finished request into metrics, accounting and the decision log."""
