@@ -21,7 +21,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from switchman.gateway.context import Outcome, RequestContext
-from switchman.gateway.execute.providers.base import UpstreamError
+from switchman.gateway.execute.providers.base import StreamChunk, UpstreamError
 from switchman.gateway.record.accounting import Usage, cost_of, usage_of
 from switchman.gateway.record.settle import Settler, decision_headers
 from switchman.gateway.schema import ChatRequest
@@ -29,10 +29,28 @@ from switchman.gateway.schema import ChatRequest
 logger = logging.getLogger(__name__)
 
 _DONE = b"data: [DONE]\n\n"
+_ABSENT = object()
 
 
 def _event(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+def _spliced(raw: bytes, *changes: tuple[Any, str]) -> bytes | None:
+    """``raw`` with each (old, new) string value replaced, or None where that is not safe.
+
+    A JSON string token (quotes included) cannot occur inside another string, whose quotes
+    are escaped; so a token found exactly once is the value itself. Anything else (absent,
+    encoded differently, repeated) falls back to encoding the chunk.
+    """
+    for old, new in changes:
+        if not isinstance(old, str):
+            return None
+        token = json.dumps(old).encode()
+        if raw.count(token) != 1:
+            return None
+        raw = raw.replace(token, json.dumps(new).encode())
+    return raw
 
 
 class _Relay:
@@ -49,8 +67,9 @@ class _Relay:
         self.last: dict[str, Any] | None = None
 
     def chunk(self, chunk: dict[str, Any]) -> bytes | None:
+        old_id, old_model = chunk.get("id"), chunk.get("model")
         if self.upstream_id is None:
-            self.upstream_id = chunk.get("id")
+            self.upstream_id = old_id
         chunk["id"] = self.request_id
         chunk["model"] = self.model.name
         self.last = chunk
@@ -68,12 +87,18 @@ class _Relay:
                 fn = call.get("function") or {}
                 entry["name"] += fn.get("name") or ""
                 entry["args"].append(fn.get("arguments") or "")
+        reshaped = False  # whether more than id and model changed
         if not self.req.include_usage:
-            chunk.pop("usage", None)
+            reshaped = chunk.pop("usage", _ABSENT) is not _ABSENT
             if not choices:
                 return None  # the usage-only chunk we asked for, not the client
         elif usage:
             chunk["switchman"] = {"cost_usd": cost_of(self.model, self.usage())}
+            reshaped = True
+        if not reshaped and isinstance(chunk, StreamChunk):
+            spliced = _spliced(chunk.raw, (old_id, self.request_id), (old_model, self.model.name))
+            if spliced is not None:
+                return b"data: " + spliced + b"\n\n"
         return _event(chunk)
 
     def usage(self) -> Usage:

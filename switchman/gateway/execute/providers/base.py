@@ -25,6 +25,18 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 TRANSIENT_KINDS = frozenset({"connect", "disconnected"})
 
 
+class StreamChunk(dict):
+    """A parsed stream event that keeps the bytes it was parsed from (``raw``), so that a
+    relay changing only its ``id`` and ``model`` can splice those two values instead of
+    encoding the whole chunk again."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, parsed: dict[str, Any], raw: bytes) -> None:
+        super().__init__(parsed)
+        self.raw = raw
+
+
 @dataclass(eq=False)
 class UpstreamError(Exception):
     """A failed upstream call: which model, what status (None: no HTTP answer) and why."""

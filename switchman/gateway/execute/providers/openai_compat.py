@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from switchman.gateway.execute.providers.base import UpstreamError, redact
+from switchman.gateway.execute.providers.base import StreamChunk, UpstreamError, redact
 from switchman.gateway.execute.providers.http_provider import HTTPProvider
 from switchman.pool import Model
 
@@ -59,7 +59,7 @@ class OpenAICompatProvider(HTTPProvider):
             async for data in events:
                 if data == b"[DONE]":
                     return
-                chunk = self._event(name, data)
+                chunk = StreamChunk(self._event(name, data), data)
                 if "error" in chunk:
                     err = chunk["error"]
                     text = err.get("message") if isinstance(err, dict) else str(err)
