@@ -28,8 +28,9 @@ from switchman.encoders import DEFAULT_ENCODER, KNOWN_ENCODERS, encoder_by_name
 from switchman.estimates import Estimates
 from switchman.estimators import ROUTER_NAMES
 from switchman.eval import metrics
-from switchman.eval.run import SweepResult, encode, score_picks, sweep_router
+from switchman.eval.run import SweepResult, score_picks, sweep_router
 from switchman.eval.sweep import sweep_picks
+from switchman.features import featurize
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
 DATASETS = ("routerbench", "mmlupro", "llmrouter", "routellm")
@@ -52,8 +53,8 @@ def run_dataset(name: str, encoder, routers: list[str], seed: int = 0) -> dict: 
     started = time.perf_counter()
     train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=seed)
     train, test = to_matrices(train_df), to_matrices(test_df)
-    train_x = encode(train, encoder)
-    test_x = encode(test, encoder)
+    train_x = featurize(train.prompts, encoder, show_progress=True)
+    test_x = featurize(test.prompts, encoder, show_progress=True)
     results: dict[str, SweepResult] = {}
     for router in routers:
         results[router] = sweep_router(router, train, test, train_x, test_x, N_POINTS)

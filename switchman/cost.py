@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from switchman.estimators.base import Features
-from switchman.estimators.task_classifier import task_totals
+from switchman.features import Features
+from switchman.features.task_classifier import task_totals
 
 #: The predictors ``mode_`` can name.
 MODES = ("prompt", "task")

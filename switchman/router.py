@@ -30,14 +30,10 @@ from switchman.data import to_matrices
 from switchman.embed import Encoder
 from switchman.encoders import default_encoder, encoder_by_name
 from switchman.estimates import Estimates
-from switchman.estimators import (
-    Features,
-    QualityEstimator,
-    estimator_from_params,
-    make_estimator,
-)
-from switchman.estimators.base import RoutingCosts, make_features, sub_state
-from switchman.estimators.task_classifier import TaskClassifier, label_tasks
+from switchman.estimators import QualityEstimator, estimator_from_params, make_estimator
+from switchman.estimators.base import RoutingCosts, sub_state
+from switchman.features import Features, featurize, make_features
+from switchman.features.task_classifier import TaskClassifier, label_tasks
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +66,7 @@ class Router:
         return self.encoder
 
     def features(self, prompts: Sequence[str], show_progress: bool = False) -> Features:
-        embeddings = self._encoder().encode(list(prompts), show_progress=show_progress)
-        return make_features(prompts, embeddings)
+        return featurize(prompts, self._encoder(), show_progress=show_progress)
 
     def fit(self, outcomes: pd.DataFrame,
             prices: Mapping[str, tuple[float, float]] | None = None,

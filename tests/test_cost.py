@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from switchman.cost import CostModel
-from switchman.estimators import Features
 from switchman.estimators.stacking import routing_score
-from switchman.estimators.task_classifier import TaskClassifier, label_tasks
+from switchman.features import Features
+from switchman.features.task_classifier import TaskClassifier, label_tasks
 from switchman.router import new_router
 
 MODELS = ["cheap", "strong"]

@@ -19,18 +19,18 @@ import pytest
 from switchman.estimators import (
     FAMILIES,
     ROUTER_NAMES,
-    Features,
     QualityEstimator,
     estimator_from_params,
     make_estimator,
 )
-from switchman.estimators.base import RoutingCosts, make_features
+from switchman.estimators.base import RoutingCosts
 from switchman.estimators.cluster import ClusterEstimator
 from switchman.estimators.knn import KNNEstimator
 from switchman.estimators.prior import PriorEstimator
 from switchman.estimators.stacking import StackingEstimator, routing_score
 from switchman.estimators.task import TaskMixtureEstimator
-from switchman.estimators.task_classifier import TaskClassifier, label_tasks
+from switchman.features import Features, make_features
+from switchman.features.task_classifier import TaskClassifier, label_tasks
 
 DIM = 16
 TRUE_P = np.array([[0.9, 0.1, 0.5], [0.1, 0.9, 0.5]])  # kind x model

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import make_features
-from switchman.estimators.lexical import LEXICAL_WIDTH, WORD_BUCKETS, lexical_features
-from switchman.estimators.task_classifier import TaskClassifier
+from switchman.features import make_features
+from switchman.features.lexical import LEXICAL_WIDTH, WORD_BUCKETS, lexical_features
+from switchman.features.task_classifier import TaskClassifier
 
 
 def test_word_and_character_blocks() -> None:

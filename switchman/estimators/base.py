@@ -1,54 +1,22 @@
 """The estimator contract, in scikit-learn's style.
 
 Hyper-parameters live in ``__init__``; ``fit`` sets learned state in attributes ending in
-``_``; ``predict`` is pure. Estimators see features, not text: the router owns the encoder,
-so one encoder run serves every estimator and a saved router can be reloaded without refit.
-State is exported as JSON-able parameters plus named numpy arrays, so a saved router holds
-no pickled code.
+``_``; ``predict`` is pure. Estimators see features (``switchman.features``), not text: the
+router owns the encoder, so one encoder run serves every estimator and a saved router can be
+reloaded without refit. State is exported as JSON-able parameters plus named numpy arrays,
+so a saved router holds no pickled code.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import sparse
 
-from switchman.estimators.lexical import lexical_features
-
-
-@dataclass(frozen=True)
-class Features:
-    """What estimators learn from: one row per prompt."""
-
-    embeddings: np.ndarray  # (n, d) float32, L2-normalised
-    log_chars: np.ndarray  # (n,) log1p of the prompt's character count
-    #: Training only: each prompt's labelled task (the outcomes table's ``task``) as an
-    #: index into the columns of ``task_probs``; never present when routing.
-    task_ids: np.ndarray | None = None
-    #: Hashed word and character n-gram counts (sparse CSR), see ``lexical_features``.
-    lexical: sparse.csr_matrix | None = None
-    #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
-    #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
-    task_probs: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return int(self.embeddings.shape[0])
-
-    def rows(self, index: np.ndarray) -> Features:
-        def pick(values: Any) -> Any:
-            return None if values is None else values[index]
-
-        return Features(self.embeddings[index], self.log_chars[index], pick(self.task_ids),
-                        pick(self.lexical), pick(self.task_probs))
-
-    def dense(self) -> np.ndarray:
-        """Embedding plus a standardised length column, for the linear families."""
-        length = (self.log_chars - 6.0) / 1.5  # ~zero-mean, unit-scale for prompts of 50-5000 chars
-        return np.hstack([self.embeddings, length[:, None].astype(self.embeddings.dtype)])
+from switchman.features import Features
 
 
 @dataclass(frozen=True)
@@ -66,15 +34,6 @@ class RoutingCosts:
 
     observed: np.ndarray
     predicted: tuple[np.ndarray, ...] = ()
-
-
-def make_features(prompts: Sequence[str], embeddings: np.ndarray) -> Features:
-    """The one recipe that turns prompts (already embedded) into estimator features.
-
-    Task labels and posteriors are added by the router (``task_classifier.label_tasks``).
-    """
-    chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
-    return Features(embeddings, np.log1p(chars), lexical=lexical_features(prompts))
 
 
 class QualityEstimator(ABC):

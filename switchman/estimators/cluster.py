@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink
+from switchman.estimators.base import QualityEstimator, RoutingCosts, shrink
+from switchman.features import Features
 
 
 class ClusterEstimator(QualityEstimator):

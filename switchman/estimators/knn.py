@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink
+from switchman.estimators.base import QualityEstimator, RoutingCosts, shrink
+from switchman.features import Features
 
 _CHUNK = 1024  # query rows per similarity block: bounds memory on large batches
 

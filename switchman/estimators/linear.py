@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts
+from switchman.estimators.base import QualityEstimator, RoutingCosts
+from switchman.features import Features
 
 _ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts
+from switchman.estimators.base import QualityEstimator, RoutingCosts
+from switchman.features import Features
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

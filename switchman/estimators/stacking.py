@@ -16,8 +16,9 @@ import numpy as np
 
 from switchman import policy
 from switchman.estimates import Estimates
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, sub_state
+from switchman.estimators.base import QualityEstimator, RoutingCosts, sub_state
 from switchman.eval import metrics
+from switchman.features import Features
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import Features, QualityEstimator, RoutingCosts, shrink, sub_state
+from switchman.estimators.base import QualityEstimator, RoutingCosts, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
-from switchman.estimators.task_classifier import task_totals
+from switchman.features import Features
+from switchman.features.task_classifier import task_totals
 
 
 class TaskMixtureEstimator(QualityEstimator):

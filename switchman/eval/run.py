@@ -19,11 +19,10 @@ import pandas as pd
 from switchman.data import OutcomeMatrices, check_trainable, load_outcomes, to_matrices
 from switchman.embed import Encoder
 from switchman.encoders import default_encoder
-from switchman.estimators import Features
-from switchman.estimators.base import make_features
 from switchman.eval import metrics
 from switchman.eval.report import format_table, write_report
 from switchman.eval.sweep import sweep_picks
+from switchman.features import Features, featurize
 from switchman.pool import load_price_table
 from switchman.router import new_router
 
@@ -37,12 +36,6 @@ class SweepResult:
     points: list[tuple[float, float]] = field(default_factory=list)  # (mean cost, mean quality)
     strong_shares: list[float] = field(default_factory=list)
     decisions: pd.DataFrame | None = None
-
-
-def encode(matrices: OutcomeMatrices, encoder: Encoder) -> Features:
-    """Features for a table's prompts (the router's own recipe; text only)."""
-    embeddings = encoder.encode(matrices.prompts, show_progress=True)
-    return make_features(matrices.prompts, embeddings)
 
 
 def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
@@ -89,8 +82,8 @@ def run_evaluation(train_path: Path, test_path: Path, routers: Sequence[str], ou
     train = to_matrices(train_table)
     test = to_matrices(load_outcomes(test_path, prices=prices))
     encoder = encoder or default_encoder()
-    train_features = encode(train, encoder)
-    test_features = encode(test, encoder)
+    train_features = featurize(train.prompts, encoder, show_progress=True)
+    test_features = featurize(test.prompts, encoder, show_progress=True)
     results = {name: sweep_router(name, train, test, train_features, test_features, n_points,
                                   prices, seed)
                for name in dict.fromkeys(routers)}

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from switchman.estimators.base import Features
+from switchman.features import Features
 
 #: Weight of the embedding classifier in the log-linear blend with the lexical one, and
 #: the regularisation of each; chosen by 3-fold cross-validation of task accuracy on the

@@ -1,0 +1,71 @@
+"""What estimators learn from: a prompt's embedding, length, n-grams and task posterior.
+
+Features are not estimators: the router makes them once per prompt and every estimator, the
+cost model and the evaluation read the same ones. ``featurize`` is the one recipe from text
+(the router's, when routing and training, and eval's); ``lexical`` holds the hashed
+n-grams and ``task_classifier`` the P(task | prompt) that fills ``Features.task_probs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+from switchman.features.lexical import lexical_features
+
+if TYPE_CHECKING:
+    from switchman.embed import Encoder
+
+
+@dataclass(frozen=True)
+class Features:
+    """What estimators learn from: one row per prompt."""
+
+    embeddings: np.ndarray  # (n, d) float32, L2-normalised
+    log_chars: np.ndarray  # (n,) log1p of the prompt's character count
+    #: Training only: each prompt's labelled task (the outcomes table's ``task``) as an
+    #: index into the columns of ``task_probs``; never present when routing.
+    task_ids: np.ndarray | None = None
+    #: Hashed word and character n-gram counts (sparse CSR), see ``lexical_features``.
+    lexical: sparse.csr_matrix | None = None
+    #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
+    #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
+    task_probs: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def rows(self, index: np.ndarray) -> Features:
+        def pick(values: Any) -> Any:
+            return None if values is None else values[index]
+
+        return Features(self.embeddings[index], self.log_chars[index], pick(self.task_ids),
+                        pick(self.lexical), pick(self.task_probs))
+
+    def dense(self) -> np.ndarray:
+        """Embedding plus a standardised length column, for the linear families."""
+        length = (self.log_chars - 6.0) / 1.5  # ~zero-mean, unit-scale for prompts of 50-5000 chars
+        return np.hstack([self.embeddings, length[:, None].astype(self.embeddings.dtype)])
+
+
+def make_features(prompts: Sequence[str], embeddings: np.ndarray) -> Features:
+    """The one recipe that turns prompts (already embedded) into estimator features.
+
+    Task labels and posteriors are added by the router (``task_classifier.label_tasks``,
+    ``TaskClassifier.with_posteriors``).
+    """
+    chars = np.fromiter((len(p) for p in prompts), dtype=np.float64, count=len(prompts))
+    return Features(embeddings, np.log1p(chars), lexical=lexical_features(prompts))
+
+
+def featurize(prompts: Sequence[str], encoder: Encoder, show_progress: bool = False) -> Features:
+    """Embed ``prompts`` with ``encoder`` (one batched pass) and make their features."""
+    embeddings = encoder.encode(list(prompts), show_progress=show_progress)
+    return make_features(prompts, embeddings)
+
+
+__all__ = ["Features", "featurize", "make_features"]
