@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from switchman import policy
 from switchman.estimates import Estimates
 from switchman.estimators.base import QualityEstimator, RoutingCosts, sub_state
 from switchman.eval import metrics
+from switchman.eval.sweep import sweep_picks, sweep_points
 from switchman.features import Features
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,9 @@ def routing_score(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
     ``decision_cost`` (predicted costs) when given, else the observed ``cost``.
     """
     seen_cost = cost if decision_cost is None else decision_cost
-    estimates = Estimates(tuple(range(predicted.shape[1])), predicted, seen_cost)
-    rows = np.arange(predicted.shape[0])
-    points = []
-    for w in policy.cost_weight_sweep(estimates, n_points):
-        picks = policy.choose(estimates, float(w))
-        points.append((cost[rows, picks].mean(), observed[rows, picks].mean()))
+    _, picks = sweep_picks(Estimates(tuple(range(predicted.shape[1])), predicted, seen_cost),
+                           n_points)
+    points = sweep_points(observed, cost, picks)
     score = metrics.aiq(points, float(cost.mean(axis=0).max()))
     reaches_best = metrics.max_quality(points) >= observed.mean(axis=0).max() - 1e-12
     return score if reaches_best else score - 1.0

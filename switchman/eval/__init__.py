@@ -1,39 +1,10 @@
-"""Evaluation: cost-quality metrics over outcome matrices and reports with plots.
+"""Evaluation: cost-quality metrics over outcome matrices, sweeps, and reports with plots.
 
-Importing this package pulls in numpy only; matplotlib is imported when a report is drawn.
+Import what you need from the submodules; this package imports nothing, so reading a metric
+does not load what sits above it:
+
+- ``metrics``: pure functions of outcome matrices and operating points (numpy only);
+- ``sweep``: a policy's decisions across the cost-weight sweep and their observed points;
+- ``report``: tables and the cost-quality plot (matplotlib, imported when one is drawn);
+- ``run``: ``switchman eval``, which trains routers and so sits above ``switchman.router``.
 """
-
-from switchman.eval.metrics import (
-    aiq,
-    apgr,
-    best_single,
-    cpt,
-    iso_quality_cost_ratio,
-    max_quality,
-    operating_point,
-    oracle_picks,
-    oracle_point,
-    quality_at_cost,
-    single_model_points,
-    summarize,
-    upper_hull,
-)
-from switchman.eval.report import format_table, write_report
-
-__all__ = [
-    "aiq",
-    "apgr",
-    "best_single",
-    "cpt",
-    "format_table",
-    "iso_quality_cost_ratio",
-    "max_quality",
-    "operating_point",
-    "oracle_picks",
-    "oracle_point",
-    "quality_at_cost",
-    "single_model_points",
-    "summarize",
-    "upper_hull",
-    "write_report",
-]

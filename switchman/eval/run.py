@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from switchman.data import OutcomeMatrices, check_trainable, load_outcomes, to_matrices
@@ -21,40 +19,12 @@ from switchman.embed import Encoder
 from switchman.encoders import default_encoder
 from switchman.eval import metrics
 from switchman.eval.report import format_table, write_report
-from switchman.eval.sweep import sweep_picks
+from switchman.eval.sweep import SweepResult, score_picks, sweep_picks
 from switchman.features import Features, featurize
 from switchman.pool import load_price_table
 from switchman.router import new_router
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepResult:
-    """A router's operating points on a test set and the decisions behind them."""
-
-    points: list[tuple[float, float]] = field(default_factory=list)  # (mean cost, mean quality)
-    strong_shares: list[float] = field(default_factory=list)
-    decisions: pd.DataFrame | None = None
-
-
-def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
-                name: str) -> SweepResult:
-    """Observed operating points of a sweep's picks (n_points, n_prompts) on ``test``."""
-    rows = np.arange(picks.shape[1])
-    strong = int(np.argmax(test.quality.mean(axis=0)))
-    result = SweepResult()
-    frames = []
-    for point, (w, chosen) in enumerate(zip(weights, picks, strict=True)):
-        result.points.append(metrics.operating_point(test.quality, test.cost, chosen))
-        result.strong_shares.append(float(np.mean(chosen == strong)))
-        frames.append(pd.DataFrame({
-            "router": name, "point": point, "cost_weight": float(w),
-            "prompt_id": test.prompt_ids, "model": np.asarray(test.models, dtype=object)[chosen],
-            "quality": test.quality[rows, chosen], "cost_usd": test.cost[rows, chosen],
-        }))
-    result.decisions = pd.concat(frames, ignore_index=True)
-    return result
 
 
 def sweep_router(name: str, train: OutcomeMatrices, test: OutcomeMatrices,

@@ -1,18 +1,27 @@
-"""Decisions across the cost-weight sweep: the rows ``switchman route`` writes.
+"""Decisions across the cost-weight sweep, and how they score on observed outcomes.
 
-One row per (operating point, prompt), point 0 being the cheapest operating point and the
-last the best expected quality, as DESIGN's command-line contract specifies.
+``sweep_decisions`` gives the rows ``switchman route`` writes: one per (operating point,
+prompt), point 0 being the cheapest operating point and the last the best expected quality,
+as DESIGN's command-line contract specifies. ``sweep_points`` and ``score_picks`` score a
+sweep's picks on observed quality and cost: what eval reports and what the stacked
+estimator selects its blend by. Low in the house: policy, estimates and metrics only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from switchman import policy
 from switchman.estimates import Estimates
+from switchman.eval import metrics
+
+if TYPE_CHECKING:
+    from switchman.data import OutcomeMatrices
 
 
 def sweep_picks(estimates: Estimates, n_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,3 +42,35 @@ def sweep_decisions(estimates: Estimates, prompt_ids: Sequence[str], n_points: i
         "prompt_id": np.tile(np.asarray(prompt_ids, dtype=object), len(weights)),
         "model": models[picks.ravel()],
     })
+
+
+def sweep_points(quality: np.ndarray, cost: np.ndarray,
+                 picks: np.ndarray) -> list[metrics.Point]:
+    """Observed (mean cost, mean quality) of each point's picks (n_points, n_prompts)."""
+    return [metrics.operating_point(quality, cost, chosen) for chosen in picks]
+
+
+@dataclass
+class SweepResult:
+    """A router's operating points on a test set and the decisions behind them."""
+
+    points: list[metrics.Point] = field(default_factory=list)  # (mean cost, mean quality)
+    strong_shares: list[float] = field(default_factory=list)
+    decisions: pd.DataFrame | None = None
+
+
+def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
+                name: str) -> SweepResult:
+    """Observed operating points of a sweep's picks (n_points, n_prompts) on ``test``."""
+    rows = np.arange(picks.shape[1])
+    strong = int(np.argmax(test.quality.mean(axis=0)))
+    result = SweepResult(points=sweep_points(test.quality, test.cost, picks),
+                         strong_shares=[float(np.mean(chosen == strong)) for chosen in picks])
+    models = np.asarray(test.models, dtype=object)
+    result.decisions = pd.concat([pd.DataFrame({
+        "router": name, "point": point, "cost_weight": float(w),
+        "prompt_id": test.prompt_ids, "model": models[chosen],
+        "quality": test.quality[rows, chosen], "cost_usd": test.cost[rows, chosen],
+    }) for point, (w, chosen) in enumerate(zip(weights, picks, strict=True))],
+        ignore_index=True)
+    return result
