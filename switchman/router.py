@@ -97,7 +97,7 @@ class Router:
             decision_costs = self.cost_model_.training_costs(features)
             self.estimator.fit(features, quality,
                                RoutingCosts(cost, tuple(decision_costs.values())))
-            predicted = getattr(self.estimator, "oof_quality_", None)
+            predicted = self.estimator.oof_quality_
             decision_cost = self._keep_cost_mode(decision_costs)
             if predicted is None:
                 predicted = self.estimator.predict(features)
@@ -106,12 +106,11 @@ class Router:
         return self
 
     def _keep_cost_mode(self, decision_costs: dict[str, np.ndarray]) -> np.ndarray:
-        """Keep the cost predictor the estimator routed best with out of fold (the stacked
-        default records it as ``decision_``; otherwise the per-prompt one stays) and return
-        its training costs. ``decision_costs`` lists the per-prompt predictor first, so ties
-        keep it."""
-        decision = getattr(self.estimator, "decision_", None)
-        mode = "prompt" if decision is None else list(decision_costs)[decision]
+        """Keep the cost predictor the estimator routed best with out of fold (its
+        ``cost_choice_``; with no choice the per-prompt one stays) and return its training
+        costs. ``decision_costs`` lists the per-prompt predictor first, so ties keep it."""
+        choice = self.estimator.cost_choice_
+        mode = "prompt" if choice is None else list(decision_costs)[choice]
         self.cost_model_.mode_ = mode
         return decision_costs[mode]
 

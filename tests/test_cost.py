@@ -111,3 +111,4 @@ def test_router_keeps_the_cost_predictor_that_routes_better_out_of_fold() -> Non
     plain = new_router("knn").fit_features(features, MODELS, quality.astype(float), cost,
                                            tin, tout, PRICES, tasks=tasks)
     assert plain.cost_model_.mode_ == "prompt"
+    assert plain.estimator.cost_choice_ is None and plain.estimator.oof_quality_ is None

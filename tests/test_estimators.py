@@ -433,6 +433,10 @@ def test_stacking_selects_by_out_of_fold_routing_score_when_given_cost() -> None
     singles = [score(oof[b]) for b in range(oof.shape[0])]
     assert score(est.oof_quality_) >= max(singles) - 1e-12
     assert est.selected_ != "0:prior"
+    # the cost predictor it routes best with, which the router will keep (ties: the first)
+    chosen = [routing_score(est.oof_quality_, cost, Y_TRAIN, decision_cost=seen)
+              for seen in predicted]
+    assert est.cost_choice_ == int(np.argmax(chosen))
 
 
 def test_stacking_decides_on_observed_costs_without_predicted_ones() -> None:
@@ -441,6 +445,7 @@ def test_stacking_decides_on_observed_costs_without_predicted_ones() -> None:
     same = _stack().fit(TRAIN, Y_TRAIN, RoutingCosts(cost, (cost,)))
     assert alone.selected_ == same.selected_
     assert np.array_equal(alone.oof_quality_, same.oof_quality_)
+    assert alone.cost_choice_ is None and same.cost_choice_ == 0
 
 
 def test_stacking_out_of_fold_predictions_never_see_their_prompt() -> None:

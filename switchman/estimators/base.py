@@ -41,6 +41,15 @@ class QualityEstimator(ABC):
 
     #: Registry key; also what ``switchman train --router NAME`` accepts.
     kind: ClassVar[str]
+    #: Set by ``fit`` in estimators that predict their training prompts out of fold (the
+    #: stacked default): those predictions, (n_prompts, n_models). The router calibrates
+    #: its default cost weight on them rather than on flattering in-sample predictions.
+    oof_quality_: np.ndarray | None = None
+    #: Set by ``fit`` in estimators that select themselves by routing quality given
+    #: ``costs.predicted``: the index of the cost predictor their predictions route best
+    #: with, which the router keeps. None: no preference, the router keeps the first
+    #: (per-prompt) one.
+    cost_choice_: int | None = None
 
     @abstractmethod
     def fit(self, features: Features, quality: np.ndarray,

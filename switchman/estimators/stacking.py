@@ -68,13 +68,12 @@ class StackingEstimator(QualityEstimator):
         the predictions *rank* models per prompt across the whole cost range, so the choice
         among candidates is made on the routing quality of their out-of-fold predictions
         (see ``routing_score``), with decisions on each of the router's predicted costs and
-        a candidate credited with the best of them; ``decision_`` records which, and the
+        a candidate credited with the best of them; ``cost_choice_`` records which, and the
         router keeps that cost predictor.
         """
         oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
         candidates = self._candidates(oof, quality)
-        #: Index into ``costs.predicted`` of the cost the selection routes best with.
-        self.decision_: int | None = None
+        self.cost_choice_ = None
         if costs is None:
             self.selected_ = "blend"
         else:
@@ -86,7 +85,7 @@ class StackingEstimator(QualityEstimator):
             scores = {name: max(s) for name, s in by_decision.items()}
             self.selected_ = max(scores, key=scores.__getitem__)
             if costs.predicted:
-                self.decision_ = int(np.argmax(by_decision[self.selected_]))  # ties: first
+                self.cost_choice_ = int(np.argmax(by_decision[self.selected_]))  # ties: first
             log.info("stacking: out-of-fold routing scores %s; selected %s (per decision "
                      "cost %s)", {k: round(v, 4) for k, v in scores.items()}, self.selected_,
                      [round(v, 4) for v in by_decision[self.selected_]])
