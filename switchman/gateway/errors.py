@@ -10,6 +10,17 @@ import json
 
 from starlette.responses import Response
 
+#: Longest client string stored in a decision-log column (the prompt aside: it is stored
+#: only when configured, and bounded by ``server.max_body_bytes``).
+MAX_STORED_CHARS = 2000
+
+
+def clip(text: str, limit: int = MAX_STORED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
 
 class GatewayError(Exception):
     """An error to return to the client as is (its message must never contain secrets)."""

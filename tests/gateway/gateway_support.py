@@ -12,6 +12,7 @@ from typing import Any
 from gateway_upstream import ServerThread
 
 from switchman.config import parse_config
+from switchman.gateway.api.server import server_options
 from switchman.gateway.app import create_app
 from switchman.gateway.execute.local import free_port
 
@@ -82,8 +83,8 @@ def pool_config(upstream_url: str, log_path: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def running_gateway(raw: dict[str, Any]) -> Iterator[ServerThread]:
-    app = create_app(parse_config(raw))
-    with ServerThread(app, free_port()) as server:
+    config = parse_config(raw)
+    with ServerThread(create_app(config), free_port(), **server_options(config)) as server:
         yield server
 
 

@@ -9,8 +9,10 @@ fixed usage (100 prompt / 20 completion tokens) and fails on request for models 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,12 @@ async def chat(request: Request) -> Response:
         status = int(model[5:])
         return JSONResponse({"error": {"message": f"injected failure {status}",
                                        "type": "server_error"}}, status_code=status)
+    if model == "echo-key-encoded-401":  # the key upper-cased, base64- and %-encoded
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        forms = [key.upper(), base64.b64encode(key.encode()).decode(),
+                 urllib.parse.quote(key, safe=""), key.encode().hex()]
+        return JSONResponse({"error": {"message": "bad key: " + " / ".join(forms)}},
+                            status_code=401)
     if model == "echo-key-401":
         return JSONResponse({"error": {"message": "Incorrect API key provided: "
                                        + request.headers.get("authorization", "")}},
@@ -116,11 +124,12 @@ def create_upstream() -> Starlette:
 class ServerThread:
     """Run an ASGI app with uvicorn in a background thread (lifespan included)."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: Any, port: int, **options: Any) -> None:
         self.app = app
         self.port = port
+        options = {"lifespan": "on", **options}
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                                    log_level="warning", lifespan="on"))
+                                                    log_level="warning", **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

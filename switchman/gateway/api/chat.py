@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchman.gateway.api.http import read_json
+from switchman.gateway.api.http import ClientGone, read_json, while_connected
 from switchman.gateway.context import Outcome, RequestContext
 from switchman.gateway.errors import GatewayError, error_response
 from switchman.gateway.execute.streaming import stream_response
@@ -34,20 +34,29 @@ def new_request_id() -> str:
 
 
 async def chat_completions(request: Request) -> Response:
-    """Admit (or shed) the request; the in-flight slot lives as long as its answer."""
+    """Authenticate, read the body, then take a gateway slot for as long as the answer
+    lasts: callers without a valid key are refused before load shedding, and a client
+    sending its body slowly holds no slot meanwhile."""
     gw: Gateway = request.app.state.gateway
+    server = gw.config.server
     ctx = RequestContext(new_request_id(), time.perf_counter())
-    if not gw.in_flight.try_acquire():
-        gw.metrics.rejected.inc()  # shed before reading the body: a 429 now beats a queue
-        return _refuse(gw.settler, ctx, GatewayError(
-            429, f"switchman is at its limit of {gw.in_flight.limit} requests in flight; "
-            "retry shortly", type="rate_limit_error", code="overloaded",
-            headers={"retry-after": str(gw.config.server.overload_retry_after_s)}))
-    ctx.release_slot = gw.in_flight.release
     try:
-        return await _handle(gw, request, ctx)
+        ctx.key = gw.authenticate(request.headers.get("authorization"))
+        body = await read_json(request, server.max_body_bytes, server.body_timeout_s)
+        if not gw.in_flight.try_acquire():
+            gw.metrics.rejected.inc()  # a 429 now beats an unbounded queue
+            raise GatewayError(
+                429, f"switchman is at its limit of {gw.in_flight.limit} requests in flight; "
+                "retry shortly", type="rate_limit_error", code="overloaded",
+                headers={"retry-after": str(server.overload_retry_after_s)})
+        ctx.release_slot = gw.in_flight.release
+        return await _handle(gw, request, ctx, body)
     except GatewayError as err:
         return _refuse(gw.settler, ctx, err)
+    except ClientGone:
+        ctx.error_kind = "client_disconnected"
+        gw.settler.settle(ctx, 499)
+        return Response(status_code=499)  # nobody reads it: the client is gone
     except Exception:
         logger.exception("unexpected error serving request %s", ctx.request_id)
         return _refuse(gw.settler, ctx, GatewayError(
@@ -55,7 +64,7 @@ async def chat_completions(request: Request) -> Response:
             code="internal_error"))
     finally:
         if not ctx.settled and ctx.outcome is None:
-            ctx.free_slot()  # cancelled before anything was decided: nothing to record
+            ctx.free_slot()  # cancelled by the server before anything was decided
 
 
 def _refuse(settler: Settler, ctx: RequestContext, err: GatewayError) -> Response:
@@ -64,12 +73,10 @@ def _refuse(settler: Settler, ctx: RequestContext, err: GatewayError) -> Respons
     return error_response(err, {"x-switchman-request-id": ctx.request_id})
 
 
-async def _handle(gw: Gateway, request: Request, ctx: RequestContext) -> Response:
-    ctx.key = gw.authenticate(request.headers.get("authorization"))
-    body = await read_json(request, gw.config.server.max_body_bytes)
+async def _handle(gw: Gateway, request: Request, ctx: RequestContext, body: Any) -> Response:
     ctx.req = parse_chat_request(body, request.headers, gw.routing.known_names)
     ctx.decision = await gw.routing.decide(ctx)
-    outcome = await gw.executor.run(ctx)
+    outcome = await while_connected(request, gw.executor.run(ctx))
     ctx.answered_by(outcome)
     if ctx.req.stream:
         return stream_response(ctx, outcome, gw.settler, gw.executor.stream_failed)

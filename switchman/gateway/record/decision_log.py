@@ -13,14 +13,31 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from switchman.gateway.errors import clip
 from switchman.state import LocalStore, StateStore
 
 logger = logging.getLogger(__name__)
 
 _RECENT = "responses"
+#: Indexes of the text columns that may hold what a client sent (all but ``prompt``).
+_TEXT_COLUMNS = (0, 2, 3, 4, 8, 10, 17, 18, 19, 20)
+#: Prompt text waiting for the writer, at most (beyond it rows are queued without their text).
+MAX_QUEUED_PROMPT_BYTES = 64 * 1024 * 1024
+
+
+def safe_text(text: str) -> str:
+    """``text`` as SQLite can store it: code points UTF-8 cannot encode are escaped."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -68,11 +85,21 @@ class DecisionRecord:
     prompt: str | None = field(default=None, repr=False)
 
     def row(self) -> tuple:
-        """Column values; runs on the writer thread, so serialisation costs no request time."""
+        """Column values; runs on the writer thread, so serialisation costs no request time.
+
+        Text that UTF-8 cannot encode (a lone surrogate from a client's JSON) is escaped:
+        SQLite would refuse the row. Client strings are clipped (see :func:`clip`), except
+        the prompt, stored only when the configuration asks for it.
+        """
         values = [getattr(self, f.name) for f in fields(self)]
-        for i in (5, 6, 7):  # plan, tried, errors
-            values[i] = json.dumps(values[i])
+        for i in (5, 6, 7):  # plan, tried, errors (json.dumps escapes what UTF-8 cannot hold)
+            values[i] = json.dumps([clip(v) for v in values[i]])
         values[11] = int(values[11])
+        for i in _TEXT_COLUMNS:
+            if isinstance(values[i], str):
+                values[i] = safe_text(clip(values[i]))
+        if values[-1] is not None:
+            values[-1] = safe_text(values[-1])
         return tuple(values)
 
 
@@ -89,8 +116,15 @@ class DecisionLog:
     """Queue in front of a writer thread; ``record`` never blocks the caller."""
 
     def __init__(self, path: Path, max_queue: int = 100_000, recent: int = 100_000,
-                 store: StateStore | None = None) -> None:
+                 store: StateStore | None = None,
+                 on_drop: Callable[[int], None] | None = None,
+                 max_prompt_bytes: int = MAX_QUEUED_PROMPT_BYTES) -> None:
         self.path = path
+        self._on_drop = on_drop
+        self._max_prompt_bytes = max_prompt_bytes
+        self._prompt_bytes = 0
+        self._bytes_lock = threading.Lock()
+        self.prompts_dropped = 0
         self._queue: queue.Queue = queue.Queue(max_queue)
         #: Recent response ids -> the caller's key id ("" for none): ``knows`` without disk.
         self._recent: StateStore = LocalStore() if store is None else store
@@ -101,49 +135,85 @@ class DecisionLog:
                                         daemon=True)
         self._thread.start()
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: object) -> bool:
         try:
             self._queue.put_nowait(item)
+            return True
         except queue.Full:
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                logger.warning("decision log queue full: %d records dropped", self.dropped)
+            self._lost(1, "decision log queue full")
+            return False
+
+    def _lost(self, rows: int, why: str) -> None:
+        """Count rows that will never reach disk: ``/v1/status``, the log and a metric."""
+        self.dropped += rows
+        if self._on_drop is not None:
+            self._on_drop(rows)
+        if self.dropped == rows or (self.dropped - rows) // 1000 != self.dropped // 1000:
+            logger.warning("%s: %d row(s) lost, %d in all", why, rows, self.dropped)
+
+    def alive(self) -> bool:
+        """Whether the writer thread runs (``/healthz`` reports a dead one as degraded)."""
+        return self._thread.is_alive()
 
     def record(self, decision: DecisionRecord) -> None:
         self._recent.put(_RECENT, decision.request_id, decision.api_key_id or "")
-        self._put(("d", decision))
+        if decision.prompt is not None:
+            with self._bytes_lock:
+                if self._prompt_bytes + len(decision.prompt) > self._max_prompt_bytes:
+                    decision.prompt = None  # the row matters more than its text
+                    self.prompts_dropped += 1
+                else:
+                    self._prompt_bytes += len(decision.prompt)
+        if not self._put(("d", decision)) and decision.prompt is not None:
+            self._written_prompt(decision)
+
+    def _written_prompt(self, decision: DecisionRecord) -> None:
+        if decision.prompt is not None:
+            with self._bytes_lock:
+                self._prompt_bytes -= len(decision.prompt)
 
     def record_feedback(self, request_id: str, score: float, label: str | None,
                         comment: str | None, api_key_id: str | None) -> None:
-        self._put(("f", (request_id, time.time(), score, label, comment, api_key_id)))
+        self._put(("f", (safe_text(request_id), time.time(), score, label,
+                         None if comment is None else safe_text(comment), api_key_id)))
 
-    def knows(self, request_id: str) -> bool:
-        """Whether a response id was served (recent ones from memory, older from disk)."""
-        if self._recent.get(_RECENT, request_id) is not None:
-            return True
+    def owner(self, request_id: str) -> str | None:
+        """The key id ("" for none) of whoever made response ``request_id``; None if it was
+        never served (recent ids from memory, older ones from disk)."""
+        found = self._recent.get(_RECENT, request_id)
+        if found is not None:
+            return found
         conn = sqlite3.connect(str(self.path), timeout=30)
         try:
-            row = conn.execute("SELECT 1 FROM decisions WHERE request_id = ?",
-                               (request_id,)).fetchone()
+            row = conn.execute("SELECT api_key_id FROM decisions WHERE request_id = ?",
+                               (safe_text(request_id),)).fetchone()
         finally:
             conn.close()
-        return row is not None
+        return None if row is None else row[0] or ""
+
+    def knows(self, request_id: str) -> bool:
+        """Whether a response id was served."""
+        return self.owner(request_id) is not None
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything queued so far is on disk (tests, shutdown)."""
+        if not self.alive():
+            return
         done = threading.Event()
-        self._put(("sync", done))
-        done.wait(timeout)
+        if self._put(("sync", done)):
+            done.wait(timeout)
 
     def close(self) -> None:
         self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        if self.alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         conn = connect(self.path)
         try:
-            while True:
+            running = True
+            while running:
                 item = self._queue.get()
                 batch = [item]
                 while len(batch) < 512:
@@ -151,8 +221,12 @@ class DecisionLog:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                if not self._write(conn, batch):
-                    return
+                try:
+                    running = self._write(conn, batch)
+                except Exception:  # never let one batch stop the log for good
+                    logger.exception("decision log writer failed on a batch")
+                    self._lost(sum(1 for i in batch if i is not None and i[0] in "df"),
+                               "decision log write failed")
         finally:
             conn.close()
 
@@ -162,20 +236,45 @@ class DecisionLog:
             if item is None:
                 running = False
             elif item[0] == "d":
-                decisions.append(item[1].row())
+                self._written_prompt(item[1])
+                decisions.append(item[1])
             elif item[0] == "f":
                 feedback.append(item[1])
             else:
                 events.append(item[1])
+        rows = []
+        for decision in decisions:
+            try:
+                rows.append(decision.row())
+            except Exception:
+                logger.exception("decision log: request %r cannot be stored",
+                                 safe_text(str(decision.request_id))[:100])
+                self._lost(1, "decision row could not be serialised")
         try:
-            with conn:
-                if decisions:
-                    conn.executemany(_INSERT_DECISION, decisions)
-                if feedback:
-                    conn.executemany(_INSERT_FEEDBACK, feedback)
+            self._insert(conn, rows, feedback)
         except sqlite3.Error:
-            logger.exception("decision log write failed (%d rows lost)",
-                             len(decisions) + len(feedback))
+            # One bad row must not take the batch with it: retry row by row.
+            for row in rows:
+                self._insert_one(conn, _INSERT_DECISION, row)
+            for row in feedback:
+                self._insert_one(conn, _INSERT_FEEDBACK, row)
         for event in events:
             event.set()
         return running
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, decisions: list[tuple], feedback: list[tuple]) -> None:
+        with conn:
+            if decisions:
+                conn.executemany(_INSERT_DECISION, decisions)
+            if feedback:
+                conn.executemany(_INSERT_FEEDBACK, feedback)
+
+    def _insert_one(self, conn: sqlite3.Connection, sql: str, row: tuple) -> None:
+        try:
+            with conn:
+                conn.execute(sql, row)
+        except sqlite3.Error:
+            logger.exception("decision log: a row of request %r was lost",
+                             safe_text(str(row[0]))[:100])
+            self._lost(1, "decision log write failed")

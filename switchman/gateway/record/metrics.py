@@ -67,6 +67,9 @@ class GatewayMetrics:
         self.rejected = Counter("switchman_overload_rejections_total",
                                 "Requests refused with 429 because the gateway was full.",
                                 registry=r)
+        self.log_dropped = Counter("switchman_decision_log_dropped_total",
+                                   "Decision-log and feedback rows that never reached disk.",
+                                   registry=r)
         self.incidents = Counter("switchman_stream_incidents_total",
                                  "Streams that failed after bytes reached the client.",
                                  ["model", "error"], registry=r)

@@ -54,11 +54,14 @@ class ConversationKey:
         return "h:" + h.hexdigest()
 
 
-def conversation_key(messages: Iterable[dict[str, Any]],
-                     conversation_id: str | None) -> ConversationKey:
+def conversation_key(messages: Iterable[dict[str, Any]], conversation_id: str | None,
+                     scope: str | None = None) -> ConversationKey:
+    """The conversation's key; ``scope`` (the caller's API key id) keeps callers apart, so
+    that no one can make their requests sticky to another key's conversation."""
     if conversation_id is not None:
-        return ConversationKey("id:" + conversation_id, True)
-    h = hashlib.blake2b(digest_size=16)
+        prefix = "" if scope is None else f"key:{scope}:"  # "id:..." never starts with "key:"
+        return ConversationKey(f"{prefix}id:{conversation_id}", True)
+    h = hashlib.blake2b(digest_size=16, key=(scope or "").encode())
     lookup = None
     for message in messages:
         h.update(_encode(message))

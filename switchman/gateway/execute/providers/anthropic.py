@@ -63,7 +63,7 @@ class AnthropicProvider(HTTPProvider):
                 if event.get("type") == "error":
                     err = event.get("error") or {}
                     raise UpstreamError(name, 502, str(err.get("type", "stream_error")),
-                                        redact(str(err.get("message", ""))[:300], self._secrets))
+                                        redact(str(err.get("message", "")), self._secrets))
                 for chunk in translator.feed(event):
                     yield chunk
                 if event.get("type") == "message_stop":

@@ -6,8 +6,11 @@ API, so the executor, accounting and streaming relay never special-case a provid
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -91,15 +94,42 @@ def api_key(model: Model) -> str | None:
     return os.environ.get(model.api_key_env) if model.api_key_env else None
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    """Remove any secret from text that may be shown to a client or logged."""
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    return text
+#: Upstream error text shown to a client or logged keeps at most this many characters.
+ERROR_TEXT_CHARS = 300
 
 
-def error_message(status: int, body: bytes, limit: int = 300) -> str:
+def _encodings(secret: str) -> set[str]:
+    """The forms in which an upstream may echo a key back: as is, base64 (standard and
+    URL-safe, with and without padding), percent-encoded and hex."""
+    raw = secret.encode()
+    forms = {secret, urllib.parse.quote(secret, safe=""), raw.hex()}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms.update((text, text.rstrip("=")))
+    return forms
+
+
+def secret_pattern(secrets: list[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern matching every secret in all its common encodings
+    (an upstream that upper-cases a key it echoes must not leak it); longest forms first,
+    so a secret is never half-replaced by a shorter one's match. Keys under 6 characters
+    are not secrets worth the false matches."""
+    forms = {form for secret in secrets if len(secret) >= 6 for form in _encodings(secret)}
+    if not forms:
+        return None
+    ordered = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+
+
+def redact(text: str, secrets: re.Pattern[str] | None, limit: int = ERROR_TEXT_CHARS) -> str:
+    """``text`` with every secret removed, then cut to ``limit`` characters (cutting first
+    could leave a secret's prefix that no longer matches)."""
+    if secrets is not None:
+        text = secrets.sub("[redacted]", text)
+    return text[:limit]
+
+
+def error_message(status: int, body: bytes, limit: int = 64 * 1024) -> str:
     """The upstream's own error message if it has one, else the start of its body."""
     try:
         data = json.loads(body)

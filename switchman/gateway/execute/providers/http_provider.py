@@ -7,11 +7,18 @@ POST, the SSE ``data:`` framing and the mapping of a non-200 answer to :class:`U
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from switchman.config.reliability import TimeoutConfig
-from switchman.gateway.execute.providers.base import UpstreamError, api_key, error_message, redact
+from switchman.gateway.execute.providers.base import (
+    UpstreamError,
+    api_key,
+    error_message,
+    redact,
+    secret_pattern,
+)
 from switchman.gateway.execute.providers.transport import Reply, Transport
 from switchman.pool import Model
 
@@ -32,7 +39,8 @@ class HTTPProvider:
         self._headers: dict[str, dict[str, str]] = {}
         self._urls: dict[str, str] = {}
         self._timeouts: dict[str, TimeoutConfig] = {}
-        self._secrets: list[str] = []
+        self._keys: list[str] = []
+        self._secrets: re.Pattern[str] | None = None
         for model in models:
             self.add_model(model, (timeouts or {}).get(model.name))
 
@@ -48,7 +56,8 @@ class HTTPProvider:
         """Register (or re-register, e.g. once a local server's port is known) a model."""
         key = api_key(model)
         if key:
-            self._secrets.append(key)
+            self._keys.append(key)
+            self._secrets = secret_pattern(self._keys)
         self._headers[model.name] = self.headers(key)
         endpoint = (model.endpoint or self.default_endpoint).rstrip("/")
         self._urls[model.name] = f"{endpoint}{self.path}"

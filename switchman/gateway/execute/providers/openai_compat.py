@@ -64,7 +64,7 @@ class OpenAICompatProvider(HTTPProvider):
                     err = chunk["error"]
                     text = err.get("message") if isinstance(err, dict) else str(err)
                     raise UpstreamError(name, 502, "stream_error",
-                                        redact(str(text)[:300], self._secrets))
+                                        redact(str(text), self._secrets))
                 for choice in chunk.get("choices") or ():
                     if isinstance(choice, dict) and choice.get("finish_reason"):
                         finished = True
