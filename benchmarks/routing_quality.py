@@ -53,7 +53,7 @@ def run_dataset(name: str, encoder, routers: list[str], seed: int = 0) -> dict: 
     started = time.perf_counter()
     train_df, test_df = split_by_prompt(load_outcomes(DATA / f"{name}.parquet"), 0.3, seed=seed)
     train, test = to_matrices(train_df), to_matrices(test_df)
-    train_x = featurize(train.prompts, encoder, show_progress=True)
+    train_x = featurize(train.prompts, encoder, show_progress=True)  # n-grams for every router
     test_x = featurize(test.prompts, encoder, show_progress=True)
     results: dict[str, SweepResult] = {}
     for router in routers:

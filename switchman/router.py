@@ -33,7 +33,7 @@ from switchman.estimates import Estimates
 from switchman.estimators import QualityEstimator, estimator_from_params, make_estimator
 from switchman.estimators.base import RoutingCosts, sub_state
 from switchman.features import Features, featurize, make_features
-from switchman.features.task_classifier import TaskClassifier, label_tasks
+from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,26 @@ class Router:
             self.encoder = default_encoder()
         return self.encoder
 
+    def _reads_lexical(self) -> bool:
+        """Whether this router's task classifier reads n-grams (``Features.lexical``);
+        before training, whether the one training may fit would."""
+        if not hasattr(self, "task_classifier_"):
+            return self.estimator.reads_tasks()
+        return self.task_classifier_ is not None and self.task_classifier_.reads_lexical()
+
     def features(self, prompts: Sequence[str], show_progress: bool = False) -> Features:
-        return featurize(prompts, self._encoder(), show_progress=show_progress)
+        """The features this router reads: n-grams only for a task classifier that does."""
+        return featurize(prompts, self._encoder(), lexical=self._reads_lexical(),
+                         show_progress=show_progress)
 
     def fit(self, outcomes: pd.DataFrame,
             prices: Mapping[str, tuple[float, float]] | None = None,
             show_progress: bool = False) -> Router:
         """Train on a validated outcomes table (see ``switchman.data``)."""
         matrices = to_matrices(outcomes)
-        features = self.features(matrices.prompts, show_progress=show_progress)
+        classifies = self.estimator.reads_tasks() and task_codes(matrices.tasks) is not None
+        features = featurize(matrices.prompts, self._encoder(), lexical=classifies,
+                             show_progress=show_progress)
         return self.fit_features(features, matrices.models, matrices.quality, matrices.cost,
                                  matrices.input_tokens, matrices.output_tokens, prices,
                                  tasks=matrices.tasks)
@@ -156,8 +167,10 @@ class Router:
         if len(prompts) <= _ESTIMATE_CHUNK:  # the gateway's one prompt: no chunks to stack
             return self.estimate_features(self.features(prompts, show_progress=show_progress))
         embeddings = self._encoder().encode(prompts, show_progress=show_progress)
+        lexical = self._reads_lexical()
         parts = [self.estimate_features(make_features(prompts[start:start + _ESTIMATE_CHUNK],
-                                                      embeddings[start:start + _ESTIMATE_CHUNK]))
+                                                      embeddings[start:start + _ESTIMATE_CHUNK],
+                                                      lexical))
                  for start in range(0, len(prompts), _ESTIMATE_CHUNK)]
         return Estimates(self.models_, np.vstack([p.quality for p in parts]),
                          np.vstack([p.cost for p in parts]))

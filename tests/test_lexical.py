@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from switchman.features import make_features
 from switchman.features.lexical import LEXICAL_WIDTH, WORD_BUCKETS, lexical_features
@@ -52,3 +53,19 @@ def test_character_grams_recognise_words_never_seen_in_training() -> None:
     classifier = TaskClassifier().fit(features(train_texts), train_kind)
     predicted = classifier.probabilities(features(test_texts)).argmax(axis=1)
     assert np.mean(predicted == test_kind) > 0.9
+
+
+def test_n_grams_are_made_only_for_a_classifier_that_reads_them() -> None:
+    texts = ["what does lipase do", "what is gastritis", "define tort", "solve x^2 = 4"]
+    emb = np.eye(4, 8, dtype=np.float32)
+    with_grams, without = make_features(texts, emb), make_features(texts, emb, lexical=False)
+    assert with_grams.lexical is not None and without.lexical is None
+    assert np.array_equal(with_grams.log_chars, without.log_chars)
+    codes = np.array([0, 1, 0, 1])
+    reads = TaskClassifier().fit(with_grams, codes)
+    blind = TaskClassifier().fit(without, codes)
+    assert reads.reads_lexical() and not blind.reads_lexical()
+    assert np.array_equal(blind.probabilities(without), blind.probabilities(with_grams))
+    # a classifier fitted on n-grams never silently predicts without them
+    with pytest.raises(ValueError, match="n-grams"):
+        reads.probabilities(without)

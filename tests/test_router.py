@@ -120,6 +120,11 @@ def test_every_family_round_trips(name: str, default_router: Router, encoder: En
     assert (router.task_classifier_ is not None) == (name == "task")
     loaded = Router.load(router.save(tmp_path / name), encoder=encoder)
     before, after = router.estimate(test_prompts), loaded.estimate(test_prompts)
+    # n-grams are made only where the task classifier reads them, and change nothing else
+    assert (loaded.features(test_prompts).lexical is not None) == (name == "task")
+    with_grams = router.estimate_features(default_router.features(test_prompts))
+    assert np.array_equal(before.quality, with_grams.quality)
+    assert np.array_equal(before.cost, with_grams.cost)
     assert np.array_equal(before.quality, after.quality)
     assert np.array_equal(before.cost, after.cost)
     assert loaded.name == name and loaded.estimator.kind == router.estimator.kind

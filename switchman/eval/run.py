@@ -52,6 +52,7 @@ def run_evaluation(train_path: Path, test_path: Path, routers: Sequence[str], ou
     train = to_matrices(train_table)
     test = to_matrices(load_outcomes(test_path, prices=prices))
     encoder = encoder or default_encoder()
+    # n-grams included: whichever routers are asked for, those with a task classifier read them
     train_features = featurize(train.prompts, encoder, show_progress=True)
     test_features = featurize(test.prompts, encoder, show_progress=True)
     results = {name: sweep_router(name, train, test, train_features, test_features, n_points,

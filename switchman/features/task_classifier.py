@@ -102,10 +102,18 @@ class TaskClassifier:
             self.lexical_coef_, self.lexical_intercept_ = _per_class(lexical)
         return self
 
+    def reads_lexical(self) -> bool:
+        """Whether predicting needs ``Features.lexical``: fitted on n-grams, it blends in
+        the lexical classifier (the router builds n-grams only for a classifier that does)."""
+        return bool(self.idf_.size)
+
     def probabilities(self, features: Features) -> np.ndarray:
         """(n, n_tasks): the embedding and lexical classifiers' geometric blend."""
         log_probs = _log_softmax(features.dense() @ self.coef_ + self.intercept_)
-        if self.idf_.size and features.lexical is not None:
+        if self.reads_lexical():
+            if features.lexical is None:
+                raise ValueError("this task classifier reads n-grams (Features.lexical); "
+                                 "make the features with lexical=True")
             scores = _tfidf(features.lexical, self.idf_) @ self.lexical_coef_
             # one-vs-rest logistic scores -> normalised class probabilities, as sklearn does
             ovr = 1.0 / (1.0 + np.exp(-(scores + self.lexical_intercept_)))
