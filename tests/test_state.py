@@ -43,6 +43,13 @@ def test_counters_add_atomically(store: StateStore) -> None:
     assert store.add("n", "k", -1) == 2
 
 
+def test_amounts_refuse_to_pass_their_limit(store: StateStore) -> None:
+    assert store.add_amount("b", "day", 0.6, limit=1.0) == pytest.approx(0.6)
+    assert store.add_amount("b", "day", 0.5, limit=1.0) is None  # would pass the limit
+    assert store.add_amount("b", "day", 0.4, limit=1.0) == pytest.approx(1.0)
+    assert store.add_amount("b", "day", -0.25) == pytest.approx(0.75)  # a settle refunds
+
+
 def test_event_windows_drop_what_is_older(store: StateStore) -> None:
     for at, ok in [(1.0, True), (2.0, False), (3.0, True), (3.0, True)]:
         store.record_event("w", "m", at, ok)

@@ -39,6 +39,12 @@ class StateStore(Protocol):
     def add(self, space: str, key: str, delta: int) -> int:
         """Add ``delta`` to the counter at ``key`` (0 when new); the new value."""
 
+    def add_amount(self, space: str, key: str, delta: float,
+                   limit: float | None = None) -> float | None:
+        """Add ``delta`` to the amount at ``key`` (0.0 when new) unless the result would
+        exceed ``limit``; the new amount, or None (and no change) when it would. This is
+        what makes a budget reservation safe under any concurrency."""
+
     def record_event(self, space: str, key: str, at: float, value: Any) -> None:
         """Append an event at time ``at`` to the window at ``key``."""
 
@@ -93,6 +99,15 @@ class LocalStore:
     def add(self, space: str, key: str, delta: int) -> int:
         entries = self._space(space)
         value = entries.get(key, 0) + delta
+        entries[key] = value
+        return value
+
+    def add_amount(self, space: str, key: str, delta: float,
+                   limit: float | None = None) -> float | None:
+        entries = self._space(space)
+        value = entries.get(key, 0.0) + delta
+        if limit is not None and delta > 0 and value > limit:
+            return None
         entries[key] = value
         return value
 

@@ -46,6 +46,15 @@ if limit > 0 then
   end
 end
 """
+# KEYS: hash. ARGV: field, delta, limit ('' = none). Adds unless a positive delta passes limit.
+_ADD_AMOUNT = """
+local value = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') + tonumber(ARGV[2])
+if ARGV[3] ~= '' and tonumber(ARGV[2]) > 0 and value > tonumber(ARGV[3]) then
+  return false
+end
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.17g', value))
+return string.format('%.17g', value)
+"""
 # KEYS: window zset. ARGV: since. Drops older events, returns the rest in time order.
 _SINCE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -63,6 +72,7 @@ class RedisStore:
         self._get = self._redis.register_script(_GET)
         self._put = self._redis.register_script(_PUT)
         self._since = self._redis.register_script(_SINCE)
+        self._add_amount = self._redis.register_script(_ADD_AMOUNT)
 
     def _key(self, space: str, suffix: str = "") -> str:
         return f"{self._prefix}:{space}{suffix}"
@@ -88,6 +98,13 @@ class RedisStore:
 
     def add(self, space: str, key: str, delta: int) -> int:
         return int(self._redis.hincrby(self._key(space), key, delta))
+
+    def add_amount(self, space: str, key: str, delta: float,
+                   limit: float | None = None) -> float | None:
+        found = self._add_amount(keys=[self._key(space, ":amounts")],
+                                 args=[key, repr(float(delta)), "" if limit is None
+                                       else repr(float(limit))])
+        return None if found is None else float(found)
 
     def record_event(self, space: str, key: str, at: float, value: Any) -> None:
         window = self._key(space, ":" + key)
@@ -156,6 +173,10 @@ class FallbackStore:
 
     def add(self, space: str, key: str, delta: int) -> int:
         return self._call("add", space, key, delta)
+
+    def add_amount(self, space: str, key: str, delta: float,
+                   limit: float | None = None) -> float | None:
+        return self._call("add_amount", space, key, delta, limit)
 
     def record_event(self, space: str, key: str, at: float, value: Any) -> None:
         self._call("record_event", space, key, at, value)
