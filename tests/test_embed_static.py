@@ -1,7 +1,14 @@
-"""The static encoder: its table is built from the real int8 MiniLM (no mocks)."""
+"""The static encoder: its table is built from the real int8 MiniLM (no mocks).
+
+The module's table is built once, in a subprocess where torch cannot be imported (the
+default install has none), and checked against rows of the torch-made table
+(tests/fixtures, written by benchmarks/encoder_torch_free.py) and, where torch is
+installed, against a table distilled from a fresh torch export.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +19,16 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from blocked_imports import TORCH_STACK, block_imports  # noqa: E402
+
 from switchman.embed import OnnxMiniLMEncoder  # noqa: E402
 from switchman.embed_static import StaticMiniLMEncoder  # noqa: E402
+from switchman.embed_torch import export_minilm_int8_torch, torch_available  # noqa: E402
 from switchman.encoders import encoder_by_name  # noqa: E402
+
+FIXTURE = Path(__file__).parent / "fixtures" / "minilm_torch_reference.npz"
+#: The bar the torch-free build must clear against torch's table, row by row.
+MIN_ROW_COSINE = 0.9999
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +37,67 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def encoder(cache_dir: Path) -> StaticMiniLMEncoder:
+def torch_free_build(cache_dir: Path) -> dict:
+    """Builds the int8 model and the table where torch and the export stack are unimportable."""
+    code = block_imports() + (
+        "import json\n"
+        "from pathlib import Path\n"
+        "from switchman.embed_static import StaticMiniLMEncoder\n"
+        f"vec = StaticMiniLMEncoder(Path({str(cache_dir)!r})).encode(['warm up'])[0]\n"
+        f"loaded = sorted(m for m in sys.modules if m.partition('.')[0] in {TORCH_STACK!r})\n"
+        "print(json.dumps({'vector': vec.tolist(), 'loaded': loaded}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def encoder(cache_dir: Path, torch_free_build: dict) -> StaticMiniLMEncoder:
     enc = StaticMiniLMEncoder(cache_dir)
-    enc.encode(["warm up"])  # exports MiniLM and builds the table once for the module
+    enc.encode(["warm up"])  # loads the table the torch-free subprocess built
     return enc
+
+
+def _rows(path: Path) -> np.ndarray:
+    with np.load(path) as table:
+        return table["codes"].astype(np.float32) * table["scales"][:, None]
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_builds_without_torch(torch_free_build: dict, encoder: StaticMiniLMEncoder) -> None:
+    """Model and table come from a process that could not import torch, and load here."""
+    assert torch_free_build["loaded"] == []
+    assert (encoder.cache_dir / "encoders" / OnnxMiniLMEncoder.BASE_NAME / "model.onnx").exists()
+    np.testing.assert_array_equal(np.float32(torch_free_build["vector"]),
+                                  encoder.encode(["warm up"])[0])
+
+
+def test_table_matches_torch_reference_rows(encoder: StaticMiniLMEncoder) -> None:
+    """Rows of the table torch's export gave, committed: the torch-free table has them."""
+    with np.load(FIXTURE) as ref:
+        ids, expected = ref["token_ids"], ref["codes"].astype(np.float32) * ref["scales"][:, None]
+    cos = _row_cosines(_rows(encoder.table_path)[ids], expected)
+    print(f"\nstatic table vs torch reference rows ({len(ids)} tokens): "
+          f"min row cosine {cos.min():.7f}")
+    assert cos.min() >= MIN_ROW_COSINE
+
+
+@pytest.mark.skipif(not torch_available(), reason="needs the export extra (torch)")
+def test_table_matches_a_fresh_torch_export(encoder: StaticMiniLMEncoder,
+                                            tmp_path: Path) -> None:
+    """Where torch is installed: export with it, distil a table, compare every row."""
+    export_minilm_int8_torch(tmp_path / "encoders" / OnnxMiniLMEncoder.BASE_NAME)
+    reference = StaticMiniLMEncoder(tmp_path)
+    reference.encode(["warm up"])
+    cos = _row_cosines(_rows(encoder.table_path), _rows(reference.table_path))
+    print(f"\nstatic table vs a fresh torch export ({len(cos)} rows): "
+          f"min row cosine {cos.min():.7f}, mean {cos.mean():.7f}")
+    assert cos.min() >= MIN_ROW_COSINE
 
 
 def test_shape_dtype_norm_and_empty(encoder: StaticMiniLMEncoder) -> None:
