@@ -136,7 +136,7 @@ def _route(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from switchman.encoders import encoder_by_name
-    from switchman.eval.run import run_evaluation
+    from switchman.evaluation import run_evaluation
 
     _require_directory_or_nothing(args.out, "report")
     summary_table = run_evaluation(
