@@ -7,7 +7,6 @@ errors in OpenAI's shape.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from switchman.gateway.api.http import read_json
 from switchman.gateway.errors import GatewayError, bad_request, error_response
 from switchman.gateway.record.metrics import CONTENT_TYPE
+from switchman.gateway.schema import MAX_ID_CHARS, check_shape, echo
 from switchman.gateway.service import Gateway
 
 
@@ -74,9 +74,10 @@ def _feedback_score(body: dict) -> tuple[float, str]:
         if thumbs not in ("up", "down"):
             raise bad_request("thumbs must be 'up' or 'down'", "thumbs")
         return (1.0 if thumbs == "up" else 0.0), thumbs
-    if isinstance(score, bool) or not isinstance(score, int | float) \
-            or not math.isfinite(score) or not 0 <= score <= 1:
-        raise bad_request(f"score must be a number in [0, 1], got {score!r}", "score")
+    # Compared before float(): exact for any int (a 400-digit one would overflow float),
+    # and false for NaN and the infinities.
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
+        raise bad_request(f"score must be a number in [0, 1], got {echo(score)}", "score")
     return float(score), "score"
 
 
@@ -88,9 +89,11 @@ async def feedback(request: Request) -> Response:
         body = await read_json(request, 64 * 1024)
         if not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
+        check_shape(body)  # lone surrogates in id or comment included
         response_id = body.get("id", body.get("response_id"))
-        if not isinstance(response_id, str) or not response_id:
-            raise bad_request("id (the response id to rate) is required", "id")
+        if not isinstance(response_id, str) or not 0 < len(response_id) <= MAX_ID_CHARS:
+            raise bad_request("id (the response id to rate) is required: a string of 1 to "
+                              f"{MAX_ID_CHARS} characters", "id")
         score, label = _feedback_score(body)
         comment = body.get("comment")
         if comment is not None and (not isinstance(comment, str) or len(comment) > 4000):

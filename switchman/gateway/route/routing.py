@@ -20,7 +20,7 @@ from switchman.gateway.context import Decision, RequestContext
 from switchman.gateway.errors import GatewayError, bad_request
 from switchman.gateway.route.scoring import Scorer
 from switchman.gateway.route.sticky import ConversationMemory, conversation_key
-from switchman.gateway.schema import ChatRequest, Preferences
+from switchman.gateway.schema import ChatRequest, Preferences, echo
 from switchman.pool import Model
 
 
@@ -79,7 +79,7 @@ class RoutingTable:
         entry = self.routers.get(req.model)
         if entry is None:
             raise GatewayError(
-                404, f"model {req.model!r} is neither a pool model nor a router; "
+                404, f"model {echo(req.model)} is neither a pool model nor a router; "
                 f"available: {sorted(self.models) + sorted(self.routers)}",
                 param="model", code="model_not_found")
         ctx.router = entry.name
