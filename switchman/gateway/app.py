@@ -28,6 +28,7 @@ from switchman.gateway.api.endpoints import (
     metrics,
     status,
 )
+from switchman.gateway.api.openapi import openapi_json
 from switchman.gateway.errors import GatewayError, error_response
 from switchman.gateway.route.scoring import Scorer
 from switchman.gateway.service import Gateway
@@ -69,6 +70,7 @@ def create_app(config: Config, scorers: Mapping[str, Scorer] | None = None) -> S
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/v1/status", status, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _unexpected})
