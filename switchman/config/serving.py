@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from switchman.config.fields import resolve_path
 
 #: ``server:`` keys that were once accepted and are now errors, with what replaced them
-#: (checked by :class:`switchman.config.Config`, so that the error names the full key).
+#: (their unknown-key error says so; see :mod:`switchman.config.problems`).
 REMOVED_SERVER_KEYS = {"connect_timeout_s": "reliability.timeouts.connect_s",
                        "request_timeout_s": "reliability.timeouts.total_s"}
 
@@ -38,8 +40,11 @@ class AuthConfig(_Section):
 
 
 class LogConfig(_Section):
-    path: str | None = Field(None, description="SQLite decision log; null = state directory.")
+    path: str | None = Field(None, description="SQLite decision log (relative: to the "
+                             "configuration file's directory); null = state directory.")
     store_prompts: bool = Field(False, description="Also store prompt text (off: privacy).")
+
+    _path = field_validator("path")(resolve_path)
 
     def resolved_path(self) -> Path:
         """Where the log lives; the default follows the XDG state directory convention."""

@@ -36,26 +36,65 @@ def _load(path: str | None) -> Any:
     return load_config(path) if path else default_config()
 
 
+def _refuse(source: str, problems: list[str], warnings: list[str]) -> None:
+    """The lines both ``serve`` and ``config check`` print for a configuration serve refuses."""
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    _err(f"{source}: serve refuses this configuration ({count}):")
+    for problem in problems:
+        _err(f"  {problem}")
+    for note in warnings:
+        _err(f"  warning: {note}")
+
+
+def _start_local_models(app: Any, source: str) -> bool:
+    """Start the ``local:`` models before the ASGI server runs; False (reported) if one fails."""
+    from switchman.gateway.execute.local import LocalModelError
+
+    gateway = app.state.gateway
+    try:
+        gateway.start_local_models()
+    except (LocalModelError, OSError) as exc:  # OSError: a missing file, a start-up timeout
+        _stop_local_models(app)
+        _err(f"{source}: a local model cannot start:")
+        for line in str(exc).splitlines():
+            _err(f"  {line}")
+        return False
+    return True
+
+
+def _stop_local_models(app: Any) -> None:
+    for server in app.state.gateway.local_servers:
+        server.stop()
+
+
 def serve(args: argparse.Namespace) -> int:
+    """Run the gateway, after every check ``config check`` runs (refused: exit 2, no trace)."""
     import uvicorn
 
-    from switchman.config import ConfigError
     from switchman.gateway.app import create_app
+    from switchman.gateway.preflight import examine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
-    try:
-        config = _load(args.config)
-    except (ConfigError, FileNotFoundError) as exc:
-        _err(f"switchman serve: {exc}")
+    examined = examine(args.config or os.environ.get("SWITCHMAN_CONFIG"), args.host, args.port)
+    findings, config = examined.findings, examined.config
+    if config is None or findings.problems or findings.busy:
+        _refuse(examined.source, [*findings.problems, *findings.busy], findings.warnings)
         return 2
+    for note in findings.warnings:
+        logger.warning("%s", note)
     host = args.host or config.server.host
     port = args.port or config.server.port
-    app = create_app(config)
+    app = create_app(config, scorers=findings.scorers)
+    if not _start_local_models(app, examined.source):
+        return 2
     _collect_garbage_less_often()
-    uvicorn.run(app, host=host, port=port, access_log=config.server.access_log,
-                log_level="info", lifespan="on", timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=config.server.access_log,
+                    log_level="info", lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        _stop_local_models(app)  # already stopped by the lifespan unless uvicorn never ran it
     return 0
 
 
@@ -77,44 +116,15 @@ def _collect_garbage_less_often() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _router_warnings(config: Any) -> list[str]:
-    """Problems that do not stop a gateway but change what routers can do."""
-    from switchman.gateway.route.scoring import MappedScorer, load_scorer
+def config_check(args: argparse.Namespace) -> int:
+    """Validate a file with exactly ``serve``'s checks; exit 1 on anything serve refuses."""
+    from switchman.gateway.preflight import examine
     from switchman.gateway.service import unavailable_models
 
-    notes = [f"models: {name} unavailable: {why}"
-             for name, why in unavailable_models(config.models, os.environ).items()]
-    for i, rc in enumerate(config.routers):
-        if rc.path is None:
-            unset = [m.name for m in config.models if m.quality_prior is None]
-            if unset:
-                notes.append(f"routers[{i}] {rc.name}: no quality_prior for {unset}; "
-                             "they are scored with a neutral 0.5")
-            continue
-        try:
-            scorer = load_scorer(rc, config)
-        except Exception as exc:  # any load failure is a finding to report, not a crash
-            notes.append(f"routers[{i}].path: cannot load {rc.path}: {exc}")
-            continue
-        if isinstance(scorer, MappedScorer) and scorer.unknown_to_pool:
-            notes.append(f"routers[{i}] {rc.name}: router models not in the pool are ignored: "
-                         f"{list(scorer.unknown_to_pool)}")
-        missing = [m.name for m in config.models if m.name not in scorer.models]
-        if missing:
-            notes.append(f"routers[{i}] {rc.name}: pool models unknown to this router are "
-                         f"never chosen by it: {missing}")
-    return notes
-
-
-def config_check(args: argparse.Namespace) -> int:
-    from switchman.config import ConfigError, load_config
-
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        _err(f"{exc.source}: invalid configuration")
-        for problem in exc.problems:
-            _err(f"  {problem}")
+    examined = examine(args.file)
+    findings, config = examined.findings, examined.config
+    if config is None or findings.problems:
+        _refuse(examined.source, findings.problems, findings.warnings)
         return 1
     _out(f"{args.file}: valid")
     _out(f"  models:  {', '.join(m.name for m in config.models)}")
@@ -123,7 +133,11 @@ def config_check(args: argparse.Namespace) -> int:
         _out(f"  local:   {', '.join(lm.name for lm in config.local)} (started by serve)")
     _out(f"  log:     {config.log.resolved_path()}"
          f"{' (with prompts)' if config.log.store_prompts else ''}")
-    for note in _router_warnings(config):
+    notes = [f"models: {name} unavailable: {why}"
+             for name, why in unavailable_models(config.models, os.environ).items()]
+    notes += findings.warnings
+    notes += [f"{busy} (right now: serve would refuse to start)" for busy in findings.busy]
+    for note in notes:
         _out(f"  warning: {note}")
     return 0
 

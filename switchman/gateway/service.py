@@ -71,14 +71,23 @@ class Gateway:
         self.settler: Settler
         self.started_at = 0.0
 
-    async def start(self) -> None:
-        cfg = self.config
-        for local in cfg.local:
+    def start_local_models(self) -> None:
+        """Start the ``local:`` llama.cpp processes not started yet (blocks until they serve).
+
+        ``serve`` calls it before the ASGI server runs, so that a model that cannot start is
+        a plain start-up error, not a traceback out of the lifespan; :meth:`start` calls it
+        for the rest (an app run by other means).
+        """
+        for local in self.config.local[len(self.local_servers):]:
             server = LocalModelServer(local)
             self.local_servers.append(server)
-            endpoint = await asyncio.to_thread(server.start)
+            endpoint = server.start()
             self.models[local.name] = self.models[local.name].model_copy(
                 update={"endpoint": endpoint})
+
+    async def start(self) -> None:
+        cfg = self.config
+        await asyncio.to_thread(self.start_local_models)
         await self.transport.start()
         self.guards = build_guards(cfg, self.models.values(), self.store, self._circuit_changed)
         timeouts = {name: guard.timeouts for name, guard in self.guards.items()}

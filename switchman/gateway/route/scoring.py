@@ -7,18 +7,17 @@ way, and a future estimator needs no gateway change (DESIGN: estimator and polic
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from switchman.config import Config, RouterConfig
+from switchman.config import Config, ConfigError, RouterConfig
+from switchman.config.fields import did_you_mean
 from switchman.estimates import Estimates
 from switchman.gateway.schema import CHARS_PER_TOKEN
 from switchman.pool import Model
-
-logger = logging.getLogger(__name__)
 
 #: Prior quality of a model the configuration gives none: middling, so it is neither
 #: always picked nor never picked, and `config check` warns about it.
@@ -82,28 +81,49 @@ class MappedScorer:
         return Estimates(self.models, est.quality, est.cost, est.quality_std)
 
 
+def load_trained(router: RouterConfig, pool: Sequence[str], where: str) -> MappedScorer:
+    """The trained router at ``router.path`` seen through ``pool`` names.
+
+    Raises :class:`ConfigError` naming every problem under ``where`` (``routers[0]``): no
+    directory there, a router that does not load, ``model_map`` keys the router does not
+    have (a typo there would silently leave a model unmapped), no model in the pool.
+    """
+    path = router.path
+    assert path is not None
+    if not Path(path).is_dir():
+        raise ConfigError([f"{where}.path: no router directory at {path} (write one with "
+                           f"`switchman train --out {path}`)"])
+    try:
+        from switchman.router import Router, pin_blas_to_one_thread  # heavy; when configured
+    except ImportError as exc:
+        raise ConfigError([f"{where}.path: cannot import switchman.router: {exc}"]) from exc
+    pin_blas_to_one_thread()  # a server predicts one prompt at a time, many times over
+    try:
+        trained = Router.load(path)
+    except Exception as exc:  # any load failure is the same refusal
+        raise ConfigError([f"{where}.path: cannot load the router at {path}: {exc}"]) from exc
+    known = list(trained.models)
+    problems = [f"{where}.model_map.{key}: {key!r} is not a model of the router at {path}"
+                f"{did_you_mean(key, known)}; its models: {known}"
+                for key in router.model_map if key not in known]
+    scorer = MappedScorer(trained, router.model_map, pool)
+    if not scorer.models and not problems:
+        problems.append(f"{where}.path: none of the router's models {known} is in the pool "
+                        "(map them with model_map)")
+    if problems:
+        raise ConfigError(problems)
+    return scorer
+
+
 def load_scorer(router: RouterConfig, config: Config) -> Scorer:
     """The scorer behind one configured router name (imports a trained router lazily)."""
     subset = set(router.models) if router.models is not None else None
     members = [m for m in config.models if subset is None or m.name in subset]
-    pool = [m.name for m in members]
     if router.path is None:
         return PriorScorer(members, config.default_cost_weight)
-    try:
-        from switchman.router import Router, pin_blas_to_one_thread  # heavy; when configured
-    except ImportError as exc:
-        raise RuntimeError(f"router {router.name!r}: cannot import switchman.router: {exc}") \
-            from exc
-    pin_blas_to_one_thread()  # a server predicts one prompt at a time, many times over
-    trained = Router.load(router.path)
-    scorer = MappedScorer(trained, router.model_map, pool)
-    if not scorer.models:
-        raise RuntimeError(f"router {router.name!r} at {router.path}: none of its models "
-                           f"{list(trained.models)} is in the pool (use model_map)")
-    if scorer.unknown_to_pool:
-        logger.warning("router %s: models not in the pool are ignored: %s",
-                       router.name, ", ".join(scorer.unknown_to_pool))
-    return scorer
+    index = next((i for i, rc in enumerate(config.routers) if rc.name == router.name), None)
+    where = f"routers[{index}]" if index is not None else f"router {router.name!r}"
+    return load_trained(router, [m.name for m in members], where)
 
 
 def cost_weight_of(router: RouterConfig, scorer: Scorer) -> float:
