@@ -34,6 +34,9 @@ class Model(BaseModel):
         None, ge=0, le=1, description="Expected quality in [0, 1] when no trained router knows it."
     )
     typical_output_tokens: int = Field(256, gt=0, description="Used to estimate cost up front.")
+    max_output_tokens: int | None = Field(
+        None, gt=0, description="Longest answer the model gives; bounds what a budget "
+        "reserves for a request without max_tokens (null = the rest of the context window).")
 
     @field_validator("capabilities")
     @classmethod

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from switchman.config.budgets import BudgetConfig, StateConfig
 from switchman.config.fields import BASE_DIR, check_endpoint, check_provider, resolve_path
 from switchman.config.problems import format_errors, in_section_order
 from switchman.config.references import pool_names, reference_problems
@@ -158,6 +159,9 @@ class Config(_Section):
     log: LogConfig = Field(default_factory=LogConfig)
     conversations: ConversationConfig = Field(default_factory=ConversationConfig)
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
+    budgets: list[BudgetConfig] = Field(
+        default_factory=list, description="Spend limits, enforced before each call.")
+    state: StateConfig = Field(default_factory=StateConfig)
 
     @field_validator("models", mode="before")
     @classmethod

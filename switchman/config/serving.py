@@ -32,11 +32,19 @@ class ServerConfig(_Section):
         1024, gt=0, description="Requests the whole gateway serves at once; beyond it, 429.")
     overload_retry_after_s: int = Field(
         1, ge=0, description="Retry-After sent with an overload 429.")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this (else 408).")
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="A request's body must arrive within this once its headers "
+        "have (else 408); no gateway slot is held meanwhile.")
 
 
 class AuthConfig(_Section):
     api_keys: list[str] = Field(
         default_factory=list, description="If set, clients must send one as a Bearer token.")
+    admin_api_keys: list[str] = Field(
+        default_factory=list, description="Keys that may also rate any key's responses "
+        "(feedback); they authenticate like api_keys.")
 
 
 class LogConfig(_Section):

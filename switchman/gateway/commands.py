@@ -71,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
     """Run the gateway, after every check ``config check`` runs (refused: exit 2, no trace)."""
     import uvicorn
 
+    from switchman.gateway.api.server import server_options
     from switchman.gateway.app import create_app
     from switchman.gateway.preflight import examine
 
@@ -91,8 +92,7 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     _collect_garbage_less_often()
     try:
-        uvicorn.run(app, host=host, port=port, access_log=config.server.access_log,
-                    log_level="info", lifespan="on", timeout_graceful_shutdown=10)
+        uvicorn.run(app, host=host, port=port, log_level="info", **server_options(config))
     finally:
         _stop_local_models(app)  # already stopped by the lifespan unless uvicorn never ran it
     return 0

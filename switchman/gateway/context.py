@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from switchman.config.budgets import BudgetConfig
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.schema import ChatRequest
+from switchman.ledger import Reservation
 from switchman.pool import Model
 
 
@@ -81,6 +83,11 @@ class RequestContext:
     #: Whether the decision log gets a row (not for callers that failed authentication).
     logged: bool = True
     release_slot: Callable[[], None] | None = None  # frees the gateway's in-flight slot
+    #: Budgets the request counts against; what its answering call holds against them; and
+    #: the budgets to charge without a hold (an exhausted budget's ``cheapest`` answer).
+    budgets: list[BudgetConfig] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)
+    charge_budgets: list[BudgetConfig] = field(default_factory=list)
     settled: bool = False
 
     def failed(self, err: GatewayError) -> None:

@@ -15,11 +15,12 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from switchman.config import Config, PoolModel
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.execute.breaker import OPEN, STATE_VALUES
+from switchman.gateway.execute.budget_gate import BudgetGate
 from switchman.gateway.execute.executor import Executor
 from switchman.gateway.execute.guards import InFlight, ModelGuard, build_guards
 from switchman.gateway.execute.local import LocalModelServer
@@ -27,14 +28,16 @@ from switchman.gateway.execute.providers.anthropic import AnthropicProvider
 from switchman.gateway.execute.providers.base import Provider
 from switchman.gateway.execute.providers.openai_compat import OpenAICompatProvider
 from switchman.gateway.execute.providers.transport import Transport
+from switchman.gateway.record.accounting import logged_spend
 from switchman.gateway.record.decision_log import DecisionLog
 from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.record.settle import Settler
 from switchman.gateway.route.routing import RouterEntry, RoutingTable
 from switchman.gateway.route.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
 from switchman.gateway.route.sticky import ConversationMemory
+from switchman.ledger import BudgetLedger
 from switchman.pool import Model
-from switchman.state import LocalStore, StateStore
+from switchman.state import LocalStore, StateStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,23 @@ logger = logging.getLogger(__name__)
 def key_id(token: str) -> str:
     """Short stable id of an API key for accounting; the key itself is never stored."""
     return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def _open_state(config: Config, on_fallback: Callable[[], None]
+                ) -> tuple[StateStore, StateStore]:
+    """(store for breakers and stickiness, store for the budget ledger)."""
+    if config.state.url is None:
+        local = LocalStore()
+        return local, local
+    from switchman.state.redis_store import FallbackStore, RedisStore  # only when configured
+
+    shared = RedisStore(config.state.url, config.state.prefix, config.state.timeout_s)
+    try:
+        shared.ping()
+    except StoreUnavailable as exc:
+        logger.warning("state store %s unreachable at start-up (%s): local state until it "
+                       "answers", config.state.url, exc)
+    return FallbackStore(shared, on_fallback), shared
 
 
 def unavailable_models(models: list[Model], environ: Mapping[str, str]) -> dict[str, str]:
@@ -56,13 +76,19 @@ class Gateway:
     def __init__(self, config: Config, scorers: Mapping[str, Scorer] | None = None) -> None:
         self.config = config
         self.metrics = GatewayMetrics()
-        self.store: StateStore = LocalStore()
+        #: Shared state (breakers, stickiness, recent ids): Redis when configured, falling
+        #: back to local state while it is down; ``ledger_store`` never falls back (budgets
+        #: follow ``state.fail_closed`` instead). In-flight limits are this process's own.
+        self.store, self.ledger_store = _open_state(config, self.metrics.state_fallbacks.inc)
         self.memory = ConversationMemory(config.conversations.max_entries, self.store)
         self._scorers = dict(scorers or {})
-        self._auth = [hashlib.sha256(k.encode()).digest() for k in config.auth.api_keys]
+        keys = [*config.auth.api_keys, *config.auth.admin_api_keys]
+        self._auth = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self._admins = frozenset(key_id(k) for k in config.auth.admin_api_keys)
         self.local_servers: list[LocalModelServer] = []
         self.transport = Transport()
-        self.in_flight = InFlight(config.server.max_in_flight, "gateway", self.store)
+        self.in_flight = InFlight(config.server.max_in_flight, "gateway", LocalStore())
+        self.ledger = BudgetLedger(config.budgets, self.ledger_store, key_id)
         self.guards: dict[str, ModelGuard] = {}
         self.models: dict[str, PoolModel] = {m.name: m for m in config.models}
         self.routing: RoutingTable
@@ -108,11 +134,16 @@ class Gateway:
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)
         self.routing = RoutingTable(self.models, routers, unavailable, self.memory)
-        self.executor = Executor(self.models, providers, self.metrics, self.guards)
+        gate = BudgetGate(self.ledger, cfg.state.fail_closed) if cfg.budgets else None
+        self.executor = Executor(self.models, providers, self.metrics, self.guards, gate)
         for name in self.models:
             self.metrics.circuit.labels(name).set(0)
-        self.log = DecisionLog(cfg.log.resolved_path(), store=self.store)
-        self.settler = Settler(self.metrics, self.log, self.memory.put, cfg.log.store_prompts)
+        self.log = DecisionLog(cfg.log.resolved_path(), store=self.store,
+                               on_drop=self.metrics.log_dropped.inc)
+        if cfg.budgets and cfg.state.url is None:  # in process: the log is the ledger's memory
+            await asyncio.to_thread(self._charge_logged_spend)
+        self.settler = Settler(self.metrics, self.log, self.memory.put, cfg.log.store_prompts,
+                               self.ledger if cfg.budgets else None)
         self.started_at = time.time()
         logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
                     len(self.models), ", ".join(routers), self.log.path)
@@ -123,6 +154,16 @@ class Gateway:
             await asyncio.to_thread(self.log.close)
         for server in self.local_servers:
             await asyncio.to_thread(server.stop)
+
+    def _charge_logged_spend(self) -> None:
+        """Charge each budget with what the decision log says it spent this period, so a
+        restart does not give a spent budget back."""
+        for budget in self.ledger.budgets:
+            keys = [key_id(k) for k in budget.api_keys]
+            spent = logged_spend(self.log.path, self.ledger.period_start(budget), keys,
+                                 budget.routers)
+            if spent:
+                self.ledger.charge([budget], spent)
 
     def _circuit_changed(self, model: str, state: str) -> None:
         self.metrics.circuit.labels(model).set(STATE_VALUES[state])
@@ -149,10 +190,23 @@ class Gateway:
                 "in_flight": guard.in_flight.active, "max_in_flight": guard.in_flight.limit,
                 "unavailable": self.routing.unavailable.get(name)})
         return {"object": "status", "uptime_s": round(time.time() - self.started_at, 1),
+                "budgets": self._budget_status(),
                 "in_flight": self.in_flight.active, "max_in_flight": self.in_flight.limit,
                 "rejected_overload": self.in_flight.rejected, "models": models,
                 "routers": list(self.routing.routers),
-                "decision_log": {"path": str(self.log.path), "dropped": self.log.dropped}}
+                "decision_log": {"path": str(self.log.path), "dropped": self.log.dropped,
+                                 "prompts_dropped": self.log.prompts_dropped,
+                                 "writer": "running" if self.log.alive() else "dead"}}
+
+    def _budget_status(self) -> list[dict] | dict:
+        try:
+            return self.ledger.status()
+        except StoreUnavailable as exc:
+            return {"error": f"budget ledger unreachable: {exc}"}
+
+    def is_admin(self, key: str | None) -> bool:
+        """Whether key id ``key`` belongs to an admin key (feedback on any response)."""
+        return key is not None and key in self._admins
 
     def authenticate(self, authorization: str | None) -> str | None:
         """The caller's key id; raises 401 when keys are configured and this one is not."""

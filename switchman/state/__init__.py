@@ -17,6 +17,11 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from typing import Any, Protocol
 
+
+class StoreUnavailable(Exception):
+    """A shared store could not be reached; callers decide whether to fall back or refuse."""
+
+
 #: Events kept per window key at most, whatever the traffic (memory stays flat).
 MAX_WINDOW_EVENTS = 4096
 

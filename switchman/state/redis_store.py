@@ -5,23 +5,25 @@ space with a sorted set of last-use times beside it (a Lua script refreshes and 
 bounded space stays bounded however many replicas write to it); counters are hash fields
 (``HINCRBY``); event windows are sorted sets scored by time. Values are stored as JSON.
 
-Calls are synchronous with a short socket timeout: the callers (breakers, stickiness, the
+Redis errors surface as :class:`~switchman.state.StoreUnavailable`. Calls are synchronous
+with a short socket timeout: the callers (breakers, stickiness, the
 ledger) are synchronous code on the event loop, and a loopback round trip costs tens of
 microseconds. :class:`FallbackStore` keeps requests going when Redis is not reachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 
-from switchman.state import MAX_WINDOW_EVENTS, LocalStore, StateStore
+from switchman.state import MAX_WINDOW_EVENTS, LocalStore, StateStore, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,15 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis errors as :class:`StoreUnavailable`, so callers need not know the backend."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"redis: {exc}") from exc
+
+
 class RedisStore:
     """State shared by every gateway that names the same Redis database and ``prefix``."""
 
@@ -78,48 +89,59 @@ class RedisStore:
         return f"{self._prefix}:{space}{suffix}"
 
     def ping(self) -> None:
-        """Raise ``redis.RedisError`` unless the server answers."""
-        self._redis.ping()
+        """Raise :class:`StoreUnavailable` unless the server answers."""
+        with _reachable():
+            self._redis.ping()
 
     def bound(self, space: str, max_entries: int) -> None:
-        self._redis.set(self._key(space, ":bound"), max_entries)
+        with _reachable():
+            self._redis.set(self._key(space, ":bound"), max_entries)
 
     def size(self, space: str) -> int:
-        return int(self._redis.hlen(self._key(space)))
+        with _reachable():
+            return int(self._redis.hlen(self._key(space)))
 
     def get(self, space: str, key: str) -> Any | None:
-        raw = self._get(keys=[self._key(space), self._key(space, ":lru")],
-                        args=[key, time.time()])
-        return None if raw is None else json.loads(raw)  # tuples come back as lists
+        with _reachable():
+            raw = self._get(keys=[self._key(space), self._key(space, ":lru")],
+                            args=[key, time.time()])
+            return None if raw is None else json.loads(raw)  # tuples come back as lists
 
     def put(self, space: str, key: str, value: Any) -> None:
-        self._put(keys=[self._key(space), self._key(space, ":lru"), self._key(space, ":bound")],
-                  args=[key, json.dumps(value), time.time()])
+        with _reachable():
+            self._put(keys=[self._key(space), self._key(space, ":lru"),
+                            self._key(space, ":bound")],
+                      args=[key, json.dumps(value), time.time()])
 
     def add(self, space: str, key: str, delta: int) -> int:
-        return int(self._redis.hincrby(self._key(space), key, delta))
+        with _reachable():
+            return int(self._redis.hincrby(self._key(space), key, delta))
 
     def add_amount(self, space: str, key: str, delta: float,
                    limit: float | None = None) -> float | None:
-        found = self._add_amount(keys=[self._key(space, ":amounts")],
-                                 args=[key, repr(float(delta)), "" if limit is None
-                                       else repr(float(limit))])
-        return None if found is None else float(found)
+        with _reachable():
+            found = self._add_amount(keys=[self._key(space, ":amounts")],
+                                     args=[key, repr(float(delta)), "" if limit is None
+                                           else repr(float(limit))])
+            return None if found is None else float(found)
 
     def record_event(self, space: str, key: str, at: float, value: Any) -> None:
-        window = self._key(space, ":" + key)
-        member = f"{uuid.uuid4().hex}|{json.dumps(value)}"  # unique: equal events both count
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(window, {member: at})
-            pipe.zremrangebyrank(window, 0, -MAX_WINDOW_EVENTS - 1)
-            pipe.execute()
+        with _reachable():
+            window = self._key(space, ":" + key)
+            member = f"{uuid.uuid4().hex}|{json.dumps(value)}"  # unique: equal events both count
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(window, {member: at})
+                pipe.zremrangebyrank(window, 0, -MAX_WINDOW_EVENTS - 1)
+                pipe.execute()
 
     def events_since(self, space: str, key: str, since: float) -> list[Any]:
-        members = self._since(keys=[self._key(space, ":" + key)], args=[since])
-        return [json.loads(m.split(b"|", 1)[1]) for m in members]
+        with _reachable():
+            members = self._since(keys=[self._key(space, ":" + key)], args=[since])
+            return [json.loads(m.split(b"|", 1)[1]) for m in members]
 
     def clear_events(self, space: str, key: str) -> None:
-        self._redis.delete(self._key(space, ":" + key))
+        with _reachable():
+            self._redis.delete(self._key(space, ":" + key))
 
     def close(self) -> None:
         self._redis.close()
@@ -150,7 +172,7 @@ class FallbackStore:
         if not self.degraded:
             try:
                 return getattr(self.shared, name)(*args)
-            except redis.RedisError as exc:
+            except StoreUnavailable as exc:
                 logger.warning("shared state store unreachable (%s); using local state for "
                                "%.0f s", exc, self._retry_s)
                 self._down_until = time.monotonic() + self._retry_s

@@ -138,7 +138,7 @@ class ServerThread:
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
-        for _ in range(600):
+        for _ in range(2400):  # 2 min: loading a trained router is slow on a busy machine
             if self.server.started:
                 return self
             if not self.thread.is_alive():

@@ -136,7 +136,7 @@ def test_feedback_is_validated_and_stored(client: httpx.Client, gateway) -> None
     with sqlite3.connect(gw.log.path) as conn:
         rows = conn.execute("SELECT score, label FROM feedback WHERE request_id = ? ORDER BY id",
                             (rid,)).fetchall()
-    assert rows == [(0.75, "score"), (0.0, "down")]
+    assert rows == [(0.0, "down")]  # a repeat replaces the earlier score
 
 
 def test_decision_log_rows(client: httpx.Client, gateway) -> None:

@@ -132,7 +132,7 @@ def test_feedback_is_bound_to_the_key_that_made_the_response(make_gateway) -> No
         with sqlite3.connect(state.log.path) as conn:
             scores = [r[0] for r in conn.execute(
                 "SELECT score FROM feedback WHERE request_id = ? ORDER BY id", (rid,))]
-        assert scores == [1.0, 0.5]
+        assert scores == [0.5]  # the admin's rating replaced the owner's
 
 
 def test_stickiness_is_scoped_by_api_key(make_gateway) -> None:

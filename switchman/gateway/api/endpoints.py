@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from switchman.gateway.api.http import read_json
-from switchman.gateway.errors import GatewayError, bad_request, error_response
+from switchman.gateway.errors import GatewayError, bad_request, clip, error_response
 from switchman.gateway.record.metrics import CONTENT_TYPE
 from switchman.gateway.schema import MAX_ID_CHARS, check_shape, echo
 from switchman.gateway.service import Gateway
@@ -59,7 +59,7 @@ async def get_model(request: Request) -> Response:
         for found in _model_entries(gw):
             if found["id"] == name:
                 return found
-        raise GatewayError(404, f"model {name!r} is neither a pool model nor a router",
+        raise GatewayError(404, f"model {echo(name)} is neither a pool model nor a router",
                            param="model", code="model_not_found")
 
     return await _authenticated(request, entry)
@@ -98,8 +98,11 @@ async def feedback(request: Request) -> Response:
         comment = body.get("comment")
         if comment is not None and (not isinstance(comment, str) or len(comment) > 4000):
             raise bad_request("comment must be a string of at most 4000 characters", "comment")
-        if not await asyncio.to_thread(gw.log.knows, response_id):
-            raise GatewayError(404, f"no response with id {response_id!r}", param="id",
+        owner = await asyncio.to_thread(gw.log.owner, response_id)
+        # Someone else's response reads as unknown: ids must not be probed across keys.
+        if owner is None or not (owner == (key or "") or gw.is_admin(key)):
+            raise GatewayError(404, f"no response with id {clip(repr(response_id), 200)} "
+                               "made with this API key", param="id",
                                code="response_not_found")
     except GatewayError as err:
         gw.metrics.errors.labels(err.kind).inc()
@@ -113,9 +116,11 @@ async def feedback(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     local = {s.config.name: s.alive() for s in gw.local_servers}
-    ok = all(local.values())
+    writer = gw.log.alive()
+    ok = all(local.values()) and writer
     return JSONResponse({"status": "ok" if ok else "degraded", "models": len(gw.models),
-                         "routers": list(gw.routing.routers), "local": local},
+                         "routers": list(gw.routing.routers), "local": local,
+                         "decision_log": "running" if writer else "dead"},
                         status_code=200 if ok else 503)
 
 

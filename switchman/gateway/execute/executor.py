@@ -18,6 +18,7 @@ from typing import Any
 
 from switchman.gateway.context import Decision, Outcome, RequestContext
 from switchman.gateway.errors import GatewayError
+from switchman.gateway.execute.budget_gate import BudgetGate, BudgetRefusal
 from switchman.gateway.execute.guards import ModelGuard, backoff_delay
 from switchman.gateway.execute.providers.base import Provider, UpstreamError
 from switchman.gateway.record.metrics import GatewayMetrics
@@ -28,18 +29,31 @@ from switchman.pool import Model
 class _Skipped(Exception):
     """A model passed over without calling it (breaker open, no in-flight slot)."""
 
-    def __init__(self, kind: str, message: str, retry_after: float) -> None:
+    def __init__(self, kind: str, message: str, retry_after: float,
+                 refusal: BudgetRefusal | None = None) -> None:
         super().__init__(message)
         self.kind, self.message, self.retry_after = kind, message, retry_after
+        self.refusal = refusal
+
+
+class _PlanExhausted(Exception):
+    """Every candidate was skipped or failed (the caller turns it into the client's error)."""
+
+    def __init__(self, tried: list[str], errors: list[str], skipped: list[_Skipped],
+                 failed: bool) -> None:
+        super().__init__("plan exhausted")
+        self.tried, self.errors, self.skipped, self.failed = tried, errors, skipped, failed
 
 
 class Executor:
     def __init__(self, models: Mapping[str, Model], providers: Mapping[str, Provider],
-                 metrics: GatewayMetrics, guards: Mapping[str, ModelGuard]) -> None:
+                 metrics: GatewayMetrics, guards: Mapping[str, ModelGuard],
+                 budgets: BudgetGate | None = None) -> None:
         self.models = models
         self.providers = providers
         self.metrics = metrics
         self.guards = guards
+        self.budgets = budgets
 
     async def _attempt(self, model: Model, req: ChatRequest) -> tuple[Any, Any]:
         """One call; for a stream, up to its first chunk (failures before it are clean)."""
@@ -97,28 +111,60 @@ class Executor:
         self.guards[name].breaker.record(False)
 
     async def run(self, ctx: RequestContext) -> Outcome:
-        """Walk ``ctx``'s plan; the first model to answer gives the outcome."""
+        """Walk ``ctx``'s plan; the first model to answer gives the outcome.
+
+        Each call first holds its worst-case cost against the budgets covering the request
+        (``ctx.budgets``); when none of the plan fits and every exhausted budget says
+        ``on_exhausted: cheapest``, the plan's cheapest model answers anyway, unreserved,
+        and its cost is charged when the request settles (``ctx.charge_budgets``).
+        """
         req, decision = ctx.req, ctx.decision
         assert req is not None and decision is not None, "run() needs a routed request"
+        try:
+            return await self._walk(ctx, decision.plan, ctx.budgets)
+        except _PlanExhausted as end:
+            refused = [s.refusal for s in end.skipped if s.refusal is not None]
+            cheapest_ok = refused and len(refused) == len(end.skipped) and all(
+                b.on_exhausted == "cheapest" for r in refused for b in r.budgets)
+            if not cheapest_ok:
+                raise self._exhausted(decision, end.tried, end.errors, end.skipped,
+                                      end.failed) from None
+            cheapest = min(decision.plan, key=lambda n: decision.estimated_cost.get(n, 0.0))
+            ctx.charge_budgets = ctx.budgets
+            try:
+                outcome = await self._walk(ctx, [cheapest], [])
+            except _PlanExhausted as again:
+                raise self._exhausted(decision, again.tried, end.errors + again.errors,
+                                      again.skipped, again.failed) from None
+            outcome.reason = f"cheapest: budget spent ({refused[0].budgets[0].name})"
+            return outcome
+
+    async def _walk(self, ctx: RequestContext, candidates: list[str],
+                    budgets: list[Any]) -> Outcome:
+        req = ctx.req
+        assert req is not None and ctx.decision is not None
         tried: list[str] = []
         errors: list[str] = []
         skipped: list[_Skipped] = []
         failed = False
-        reason = decision.reason
+        reason = ctx.decision.reason
         start = time.perf_counter()
-        candidates = decision.plan
         for i, name in enumerate(candidates):
             model = self.models[name]
             slot = self.guards[name].in_flight
             t0 = time.perf_counter()
+            held: list[Any] = []
             try:
                 if not slot.try_acquire():
                     raise _Skipped("overloaded", f"{slot.limit} calls in flight", 1.0)
-                tried.append(name)
                 try:
+                    held = self._hold(budgets, model, req)
+                    tried.append(name)
                     result, chunks = await self._call(model, req, errors)
                 except BaseException:
                     slot.release()
+                    if self.budgets is not None:
+                        self.budgets.release(held)
                     raise
             except _Skipped as skip:
                 if skip.kind == "circuit_open" and tried and tried[-1] == name:
@@ -144,6 +190,7 @@ class Executor:
                 continue
             elapsed = time.perf_counter() - t0
             self.metrics.upstream_latency.labels(name).observe(elapsed)
+            ctx.reservations = held
             # Failed attempts count as upstream time too: they are not switchman's overhead.
             outcome = Outcome(model, reason, tried, errors, start, time.perf_counter() - start)
             if chunks is None:
@@ -153,7 +200,17 @@ class Executor:
                 outcome.first_chunk, outcome.chunks = result, chunks
                 outcome.release = slot.release
             return outcome
-        raise self._exhausted(decision, tried, errors, skipped, failed)
+        raise _PlanExhausted(tried, errors, skipped, failed)
+
+    def _hold(self, budgets: list[Any], model: Model, req: ChatRequest) -> list[Any]:
+        """The call's budget reservations; a refusal passes the model over."""
+        if self.budgets is None or not budgets:
+            return []
+        try:
+            return self.budgets.hold(budgets, model, req)
+        except BudgetRefusal as refusal:
+            raise _Skipped(refusal.kind, refusal.message, refusal.retry_after,
+                           refusal) from None
 
     @staticmethod
     def _exhausted(decision: Decision, tried: list[str], errors: list[str],
@@ -169,6 +226,13 @@ class Executor:
                                 errors=errors)
         wait = max(1, round(min(s.retry_after for s in skipped)))
         headers["retry-after"] = str(wait)
+        if all(s.refusal is not None for s in skipped):
+            kind = skipped[0].kind
+            return GatewayError(
+                503 if kind == "budget_store_unavailable" else 429,
+                "no model of the plan fits the budget: " + detail,
+                type="rate_limit_error" if kind == "budget_exceeded" else "api_error",
+                code=kind, headers=headers, tried=tried, errors=errors)
         if all(s.kind == "overloaded" for s in skipped):
             return GatewayError(429, "every model of the plan is at its in-flight limit: "
                                 + detail, type="rate_limit_error", code="overloaded",

@@ -9,6 +9,7 @@ so memory stays flat and latency stays honest under overload.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -93,10 +94,14 @@ def effective(config: Config, model: PoolModel) -> tuple[TimeoutConfig, RetryCon
 
 def build_guards(config: Config, models: Iterable[PoolModel], store: StateStore,
                  on_change: Callable[[str, str], None] | None = None) -> dict[str, ModelGuard]:
+    """A guard per model. Breakers keep their state in ``store`` (shared by replicas when it
+    is Redis, so wall-clock time), in-flight counts in this process (the limits are its own)."""
     guards = {}
+    counts = LocalStore()
     for model in models:
         timeouts, retries, breaker, limit = effective(config, model)
         guards[model.name] = ModelGuard(
-            timeouts, retries, CircuitBreaker(model.name, breaker, on_change, store=store),
-            InFlight(limit, "model:" + model.name, store))
+            timeouts, retries,
+            CircuitBreaker(model.name, breaker, on_change, clock=time.time, store=store),
+            InFlight(limit, "model:" + model.name, counts))
     return guards

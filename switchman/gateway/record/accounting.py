@@ -65,6 +65,25 @@ def spend(path: Path, since: float | None = None) -> dict[str, list[dict[str, An
         conn.close()
 
 
+def logged_spend(path: Path, since: float, api_key_ids: list[str], routers: list[str]) -> float:
+    """Dollars the decision log holds since ``since`` for these keys, or these routers, or
+    (both empty) for everything: what a budget spent before a restart."""
+    if not path.exists():
+        return 0.0
+    where, args = ["ts >= ?", "model IS NOT NULL"], [since]
+    for column, values in (("api_key_id", api_key_ids), ("router", routers)):
+        if values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        found = conn.execute(f"SELECT SUM(cost_usd) FROM decisions WHERE {' AND '.join(where)}",
+                             args).fetchone()[0]
+    finally:
+        conn.close()
+    return float(found or 0.0)
+
+
 def format_spend(report: dict[str, list[dict[str, Any]]]) -> str:
     """Plain-text tables, one per grouping, with a total line."""
     lines: list[str] = []

@@ -53,8 +53,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
 _INSERT_DECISION = "INSERT OR REPLACE INTO decisions VALUES (" + ",".join("?" * 22) + ")"
+# Feedback on a response is idempotent: a repeat replaces the earlier score (a learner fed
+# from this table must not count one response twice).
 _INSERT_FEEDBACK = ("INSERT INTO feedback (request_id, ts, score, label, comment, api_key_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?)")
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET "
+                    "ts = excluded.ts, score = excluded.score, label = excluded.label, "
+                    "comment = excluded.comment, api_key_id = excluded.api_key_id")
+_ONE_FEEDBACK_PER_RESPONSE = """
+DELETE FROM feedback WHERE id NOT IN (SELECT MAX(id) FROM feedback GROUP BY request_id);
+CREATE UNIQUE INDEX feedback_once ON feedback (request_id);
+"""
 
 
 @dataclass(slots=True)
@@ -109,6 +117,10 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(_SCHEMA)
+    has_unique = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND "
+                              "name = 'feedback_once'").fetchone()
+    if not has_unique:  # a log written before feedback was idempotent: keep the last score
+        conn.executescript(_ONE_FEEDBACK_PER_RESPONSE)
     return conn
 
 

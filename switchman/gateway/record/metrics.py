@@ -70,6 +70,10 @@ class GatewayMetrics:
         self.log_dropped = Counter("switchman_decision_log_dropped_total",
                                    "Decision-log and feedback rows that never reached disk.",
                                    registry=r)
+        self.state_fallbacks = Counter(
+            "switchman_state_fallbacks_total",
+            "Calls to the shared state store answered from local state (store unreachable).",
+            registry=r)
         self.incidents = Counter("switchman_stream_incidents_total",
                                  "Streams that failed after bytes reached the client.",
                                  ["model", "error"], registry=r)

@@ -7,12 +7,17 @@ learner, fed by the same context, has one place to hook in).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from switchman.gateway.context import Decision, Outcome, RequestContext
 from switchman.gateway.record.decision_log import DecisionLog, DecisionRecord
 from switchman.gateway.record.metrics import GatewayMetrics
+from switchman.ledger import BudgetLedger
+from switchman.state import StoreUnavailable
+
+logger = logging.getLogger(__name__)
 
 
 def decision_headers(request_id: str, decision: Decision, outcome: Outcome,
@@ -29,11 +34,13 @@ class Settler:
     """Writes what a finished request leaves behind; see :meth:`settle`."""
 
     def __init__(self, metrics: GatewayMetrics, log: DecisionLog,
-                 remember: Callable[[str, str], None], store_prompts: bool) -> None:
+                 remember: Callable[[str, str], None], store_prompts: bool,
+                 ledger: BudgetLedger | None = None) -> None:
         self.metrics = metrics
         self.log = log
         self.remember = remember  # (conversation key, model): stickiness for the next turn
         self.store_prompts = store_prompts
+        self.ledger = ledger
 
     def settle(self, ctx: RequestContext, status: int) -> None:
         """End ``ctx`` with ``status`` (idempotent: a second call does nothing)."""
@@ -57,6 +64,7 @@ class Settler:
             m.child(m.tokens, model, router, "prompt").inc(ctx.prompt_tokens)
             m.child(m.tokens, model, router, "completion").inc(ctx.completion_tokens)
             m.child(m.cost, model, router).inc(ctx.cost_usd)
+            self._pay(ctx)
             if status != 200:
                 m.child(m.errors, ctx.error_kind or "stream_error").inc()
             elif decision.conversation is not None and ctx.reply is not None:
@@ -64,6 +72,17 @@ class Settler:
         if ctx.logged:
             self.log.record(self._row(ctx, status, latency))
         ctx.free_slot()
+
+    def _pay(self, ctx: RequestContext) -> None:
+        """The measured cost replaces the call's budget holds (or is charged as it is)."""
+        if self.ledger is None or not (ctx.reservations or ctx.charge_budgets):
+            return
+        try:
+            self.ledger.settle(ctx.reservations, ctx.cost_usd)
+            self.ledger.charge(ctx.charge_budgets, ctx.cost_usd)
+        except StoreUnavailable as exc:
+            logger.warning("budget ledger unreachable (%s): request %s not settled",
+                           exc, ctx.request_id)
 
     def _row(self, ctx: RequestContext, status: int, latency: float) -> DecisionRecord:
         req, decision, outcome = ctx.req, ctx.decision, ctx.outcome

@@ -83,7 +83,7 @@ class RoutingTable:
                 f"available: {sorted(self.models) + sorted(self.routers)}",
                 param="model", code="model_not_found")
         ctx.router = entry.name
-        conversation = conversation_key(req.messages, req.prefs.conversation_id)
+        conversation = conversation_key(req.messages, req.prefs.conversation_id, ctx.key)
         if estimate_inline(entry, req.text):
             est = entry.scorer.estimate([req.text])
         else:

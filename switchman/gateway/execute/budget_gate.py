@@ -1,0 +1,75 @@
+"""Before each upstream call: hold the most it can cost against the budgets covering it.
+
+The worst case counts twice the prompt's estimated tokens (the estimate is characters / 4,
+and text that tokenizes worse, code or other scripts, runs to about half that) and the
+longest answer the call allows: the request's ``max_tokens``, else the model's
+``max_output_tokens``, else what is left of its context window. A model whose worst case
+does not fit is passed over (a cheaper one of the plan may fit); the measured cost replaces
+the hold when the request settles.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from switchman.config.budgets import BudgetConfig
+from switchman.gateway.schema import ChatRequest
+from switchman.ledger import BudgetExhausted, BudgetLedger, Reservation
+from switchman.pool import Model
+from switchman.state import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+class BudgetRefusal(Exception):
+    """A call that no budget covering it can pay for (or whose ledger is unreachable)."""
+
+    def __init__(self, kind: str, message: str, retry_after: float,
+                 budgets: list[BudgetConfig]) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.retry_after, self.budgets = (kind, message, retry_after,
+                                                                   budgets)
+
+
+def worst_case_cost(model: Model, req: ChatRequest) -> float:
+    """Dollars the call can cost at most."""
+    out = req.max_tokens or model.max_output_tokens \
+        or max(1, model.context_window - req.prompt_tokens)
+    return model.cost_usd(2 * req.prompt_tokens, out)
+
+
+class BudgetGate:
+    """Reservations for the executor; with no budgets configured it does nothing."""
+
+    def __init__(self, ledger: BudgetLedger, fail_closed: bool) -> None:
+        self.ledger = ledger
+        self.fail_closed = fail_closed
+
+    def hold(self, budgets: list[BudgetConfig], model: Model,
+             req: ChatRequest) -> list[Reservation]:
+        """Reserve ``model``'s worst case against ``budgets``; raises :class:`BudgetRefusal`."""
+        if not budgets:
+            return []
+        amount = worst_case_cost(model, req)
+        try:
+            return self.ledger.reserve(budgets, amount)
+        except BudgetExhausted as exc:
+            wait = 3600.0 if exc.resets_at is None else max(1.0, exc.resets_at - time.time())
+            raise BudgetRefusal("budget_exceeded", f"{exc} (worst case of this call: "
+                                f"${amount:.6f})", wait, [exc.budget]) from None
+        except StoreUnavailable as exc:
+            if self.fail_closed:
+                raise BudgetRefusal("budget_store_unavailable", "the budget ledger is "
+                                    f"unreachable ({exc}); budgets fail closed", 5.0,
+                                    budgets) from None
+            logger.warning("budget ledger unreachable (%s): call not metered", exc)
+            return []
+
+    def release(self, held: list[Reservation]) -> None:
+        """Give back what a call that did not happen (or failed) held."""
+        if held:
+            try:
+                self.ledger.release(held)
+            except StoreUnavailable as exc:
+                logger.warning("budget ledger unreachable (%s): a hold lapses unreleased", exc)
