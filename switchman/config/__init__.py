@@ -126,6 +126,12 @@ class RouterConfig(_Section):
     fallbacks: list[str] = Field(
         default_factory=list, description="Pinned fallback chain: tried (when eligible) right "
         "after the chosen model fails, before the rest of the ranked plan.")
+    learn: bool = Field(
+        False, description="Learn online from answers' costs and POST /v1/feedback scores "
+        "(a bandit correction of the router's estimates; state shared through `state:`).")
+    explore_share: float = Field(
+        0.05, ge=0, le=1, description="With learn: the largest share of requests that may "
+        "explore a model the router does not rank first (0 = never explore).")
 
     _path = field_validator("path")(resolve_path)
 

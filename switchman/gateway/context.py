@@ -25,6 +25,12 @@ class ConversationRef(Protocol):
     def after(self, reply: dict[str, Any]) -> str: ...
 
 
+class AnswerListener(Protocol):
+    """Hears that a routed request was answered (the online learner keeps its context)."""
+
+    def answered(self, request_id: str, model: str, cost_usd: float) -> None: ...
+
+
 @dataclass(slots=True)
 class Decision:
     """Which models to try, in order, and why the first one."""
@@ -37,6 +43,8 @@ class Decision:
     estimated_cost: dict[str, float]
     #: Set for routed requests only: pinned ones neither read nor write stickiness.
     conversation: ConversationRef | None = None
+    #: Set when the router learns online: told of the answer when the request settles.
+    learning: AnswerListener | None = None
 
 
 @dataclass(slots=True)

@@ -26,7 +26,8 @@ IMAGE_TOKENS = 800
 #: Characters per token for the estimate; English text with BPE tokenizers is ~4.
 CHARS_PER_TOKEN = 4.0
 _PREF_KEYS = ("cost_weight", "max_cost_usd", "allowed_models", "excluded_models",
-              "conversation_id", "fallback")
+              "conversation_id", "fallback", "explore")
+_BOOLEAN_PREFS = ("fallback", "explore")
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 #: Deepest nesting of arrays and objects a body may have (the top-level object is depth 1).
@@ -204,6 +205,7 @@ class Preferences:
     excluded_models: tuple[str, ...] = ()
     conversation_id: str | None = None
     fallback: bool = True  # False: only the first model of the plan (retries still apply)
+    explore: bool = True  # False: an online-learning router makes its greedy choice
 
 
 @dataclass(slots=True)
@@ -435,7 +437,7 @@ def parse_preferences(body_prefs: Any, headers: Mapping[str, str],
                 except ValueError:
                     raise bad_request(f"header {header} must be a number, got {echo(value)}",
                                       header) from None
-            elif key == "fallback":
+            elif key in _BOOLEAN_PREFS:
                 lowered = value.strip().lower()
                 if lowered not in _TRUE | _FALSE:
                     raise bad_request(f"header {header} must be true or false, got "
@@ -470,9 +472,10 @@ def parse_preferences(body_prefs: Any, headers: Mapping[str, str],
         if not isinstance(value, str) or not 0 < len(value) <= 256:
             raise bad_request(f"{param} must be a string of 1 to 256 characters", param)
         prefs.conversation_id = value
-    if "fallback" in raw:
-        value, param = raw["fallback"]
-        if not isinstance(value, bool):
-            raise bad_request(f"{param} must be a boolean, got {echo(value)}", param)
-        prefs.fallback = value
+    for key in _BOOLEAN_PREFS:
+        if key in raw:
+            value, param = raw[key]
+            if not isinstance(value, bool):
+                raise bad_request(f"{param} must be a boolean, got {echo(value)}", param)
+            setattr(prefs, key, value)
     return prefs

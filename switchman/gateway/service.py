@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from switchman.config import Config, PoolModel
+from switchman.config import Config, PoolModel, RouterConfig
 from switchman.gateway.errors import GatewayError
 from switchman.gateway.execute.breaker import OPEN, STATE_VALUES
 from switchman.gateway.execute.budget_gate import BudgetGate
@@ -32,9 +32,11 @@ from switchman.gateway.record.accounting import logged_spend
 from switchman.gateway.record.decision_log import DecisionLog
 from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.record.settle import Settler
+from switchman.gateway.route.live_learning import LiveLearner, recalled
 from switchman.gateway.route.routing import RouterEntry, RoutingTable
 from switchman.gateway.route.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
 from switchman.gateway.route.sticky import ConversationMemory
+from switchman.learning.config import LearnerConfig
 from switchman.ledger import BudgetLedger
 from switchman.pool import Model
 from switchman.state import LocalStore, StateStore, StoreUnavailable
@@ -128,8 +130,9 @@ class Gateway:
             inline = isinstance(scorer, PriorScorer)
             if not inline:  # load encoders now, not on the first request
                 await asyncio.to_thread(scorer.estimate, ["warm-up"])
+            learner = await asyncio.to_thread(self._learner, rc, scorer) if rc.learn else None
             routers[rc.name] = RouterEntry(rc.name, scorer, cost_weight_of(rc, scorer), inline,
-                                           tuple(rc.fallbacks))
+                                           tuple(rc.fallbacks), learner)
         unavailable = unavailable_models(list(self.models.values()), os.environ)
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)
@@ -148,7 +151,35 @@ class Gateway:
         logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
                     len(self.models), ", ".join(routers), self.log.path)
 
+    def _learner(self, rc: RouterConfig, scorer: Scorer) -> LiveLearner:
+        """Router ``rc``'s online learner, restored from the store or the snapshot file."""
+        _, embeddings = scorer.estimate_embedded(["warm-up"])  # type: ignore[attr-defined]
+        config = LearnerConfig(max_explore_share=rc.explore_share,
+                               explore=rc.explore_share > 0)
+        snapshot = self.config.log.resolved_path().with_suffix(".learners.json")
+        return LiveLearner(rc.name, scorer.models, int(embeddings.shape[1]), config,
+                           self.store, snapshot)
+
+    def learners(self) -> dict[str, LiveLearner]:
+        return {name: entry.learner for name, entry in self.routing.routers.items()
+                if entry.learner is not None}
+
+    def learn_from_feedback(self, response_id: str, score: float) -> bool:
+        """Feed a response's score to the learner of the router that chose its model (if
+        it learns online and the response is still remembered)."""
+        found = recalled(self.store, response_id)
+        if found is None:
+            return False
+        router, model, context = found
+        learner = self.learners().get(router)
+        if learner is None:
+            return False
+        learner.learn_score(model, context, score)
+        return True
+
     async def stop(self) -> None:
+        for learner in self.learners().values() if hasattr(self, "routing") else ():
+            await asyncio.to_thread(learner.save)
         await self.transport.close()
         if hasattr(self, "log"):
             await asyncio.to_thread(self.log.close)

@@ -129,3 +129,27 @@ def test_an_unreachable_redis_fails_no_request(upstream, tmp_path: Path) -> None
         fallbacks = [line for line in metrics.splitlines()
                      if line.startswith("switchman_state_fallbacks_total")]
         assert fallbacks and float(fallbacks[0].split()[-1]) > 0
+
+
+def test_feedback_through_one_replica_changes_decisions_on_the_other(upstream, redis_url: str,
+                                                                    tmp_path: Path) -> None:
+    router = [{"name": "test/learn", "models": ["cheap", "mid"], "cost_weight": 0,
+               "learn": True, "explore_share": 0}]
+    state = {"url": redis_url, "prefix": "replicas-learn"}
+    with _replica(_config(upstream.url, redis_url, tmp_path, "a", routers=router, state=state),
+                  tmp_path, "a") as a, \
+            _replica(_config(upstream.url, redis_url, tmp_path, "b", routers=router,
+                             state=state), tmp_path, "b") as b, \
+            httpx.Client(timeout=30) as http:
+        body = {"model": "test/learn", "messages": [{"role": "user", "content": "q"}]}
+        assert http.post(f"{b}/v1/chat/completions", json=body).headers[
+            "x-switchman-model"] == "mid"
+        for _ in range(80):  # rate mid's answers on replica a until a moves off it
+            r = http.post(f"{a}/v1/chat/completions", json=body)
+            if r.headers["x-switchman-model"] != "mid":
+                break
+            http.post(f"{a}/v1/feedback", json={"id": r.json()["id"], "score": 0})
+        assert r.headers["x-switchman-model"] == "cheap"
+        time.sleep(0.5)  # replicas look for newer learner state every 0.25 s
+        assert http.post(f"{b}/v1/chat/completions", json=body).headers[
+            "x-switchman-model"] == "cheap"

@@ -108,9 +108,10 @@ async def feedback(request: Request) -> Response:
         gw.metrics.errors.labels(err.kind).inc()
         return error_response(err)
     gw.log.record_feedback(response_id, score, label, comment, key)
+    learned = gw.learn_from_feedback(response_id, score)
     gw.metrics.feedback.labels(label).inc()
     return JSONResponse({"object": "feedback", "id": response_id, "score": score,
-                         "recorded": True})
+                         "recorded": True, "learned": learned})
 
 
 async def healthz(request: Request) -> Response:

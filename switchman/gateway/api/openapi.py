@@ -70,6 +70,9 @@ _PREFERENCES = {
         "conversation_id": {"type": "string", "minLength": 1, "maxLength": 256},
         "fallback": {"type": "boolean",
                      "description": "false: only the plan's first model is called"},
+        "explore": {"type": "boolean",
+                    "description": "false: a router that learns online makes its greedy "
+                                   "choice, no exploration"},
     },
 }
 
@@ -187,7 +190,9 @@ _FEEDBACK_REQUEST = {
 _FEEDBACK = {
     "type": "object", "required": ["object", "id", "score", "recorded"],
     "properties": {"object": {"const": "feedback"}, "id": _TEXT, "score": {"type": "number"},
-                   "recorded": {"type": "boolean"}},
+                   "recorded": {"type": "boolean"},
+                   "learned": {"type": "boolean", "description": "whether a router's online "
+                               "learner took the score"}},
 }
 
 _STATUS = {
@@ -223,6 +228,8 @@ _PREF_HEADERS = [
     {"name": "x-switchman-conversation-id", "in": "header",
      "schema": {"type": "string", "minLength": 1, "maxLength": 256}},
     {"name": "x-switchman-fallback", "in": "header",
+     "schema": {"enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}},
+    {"name": "x-switchman-explore", "in": "header",
      "schema": {"enum": ["true", "false", "1", "0", "yes", "no", "on", "off"]}},
 ]
 

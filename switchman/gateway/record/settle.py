@@ -67,8 +67,11 @@ class Settler:
             self._pay(ctx)
             if status != 200:
                 m.child(m.errors, ctx.error_kind or "stream_error").inc()
-            elif decision.conversation is not None and ctx.reply is not None:
-                self.remember(decision.conversation.after(ctx.reply), model)
+            else:
+                if decision.conversation is not None and ctx.reply is not None:
+                    self.remember(decision.conversation.after(ctx.reply), model)
+                if decision.learning is not None:
+                    decision.learning.answered(ctx.request_id, model, ctx.cost_usd)
         if ctx.logged:
             self.log.record(self._row(ctx, status, latency))
         ctx.free_slot()

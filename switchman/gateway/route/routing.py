@@ -18,9 +18,11 @@ from switchman.config import PoolModel
 from switchman.estimates import Estimates
 from switchman.gateway.context import Decision, RequestContext
 from switchman.gateway.errors import GatewayError, bad_request
+from switchman.gateway.route.live_learning import LiveLearner
 from switchman.gateway.route.scoring import Scorer
 from switchman.gateway.route.sticky import ConversationMemory, conversation_key
 from switchman.gateway.schema import ChatRequest, Preferences, echo
+from switchman.learning.context import Context
 from switchman.pool import Model
 
 
@@ -36,6 +38,7 @@ class RouterEntry:
     #: beyond that (see ``estimate_inline``).
     inline: bool = True
     fallbacks: tuple[str, ...] = ()  # pinned chain tried right after the chosen model
+    learner: LiveLearner | None = None  # set when the router learns online
 
 
 #: A trained router encodes and scores a prompt of this size in about a millisecond, less
@@ -47,6 +50,13 @@ INLINE_MAX_CHARS = 8000
 def estimate_inline(entry: RouterEntry, text: str) -> bool:
     """Whether to score ``text`` on the event loop rather than in a worker thread."""
     return entry.inline or len(text) <= INLINE_MAX_CHARS
+
+
+def _estimate(entry: RouterEntry, text: str) -> tuple[Estimates, np.ndarray | None]:
+    """The router's estimates for ``text`` and, when it learns online, its embedding."""
+    if entry.learner is None:
+        return entry.scorer.estimate([text]), None
+    return entry.scorer.estimate_embedded([text])  # type: ignore[attr-defined]
 
 
 def expected_cost(model: Model, req: ChatRequest) -> float:
@@ -85,10 +95,13 @@ class RoutingTable:
         ctx.router = entry.name
         conversation = conversation_key(req.messages, req.prefs.conversation_id, ctx.key)
         if estimate_inline(entry, req.text):
-            est = entry.scorer.estimate([req.text])
+            est, embeddings = _estimate(entry, req.text)
         else:
-            est = await asyncio.to_thread(entry.scorer.estimate, [req.text])
-        decision = self.routed(entry, req, self.memory.get(conversation.lookup), est)
+            est, embeddings = await asyncio.to_thread(_estimate, entry, req.text)
+        context = None
+        if entry.learner is not None and embeddings is not None:
+            context = entry.learner.context(embeddings[0], est)
+        decision = self.routed(entry, req, self.memory.get(conversation.lookup), est, context)
         decision.conversation = conversation
         return decision
 
@@ -138,8 +151,9 @@ class RoutingTable:
         return Decision(None, plan, "pinned by request", "pinned", None, costs)
 
     def routed(self, entry: RouterEntry, req: ChatRequest, sticky_model: str | None,
-               est: Estimates) -> Decision:
-        """The plan of router ``entry`` for ``req`` from its estimates ``est``."""
+               est: Estimates, context: Context | None = None) -> Decision:
+        """The plan of router ``entry`` for ``req`` from its estimates ``est`` (and, for a
+        router that learns online, the learner's ``context`` of the request)."""
         prefs = req.prefs
         constraints = _constraints(prefs)
         reasons: dict[str, str] = {}
@@ -150,7 +164,11 @@ class RoutingTable:
                 reasons[name] = why
                 mask[0, j] = False
         weight = entry.cost_weight if prefs.cost_weight is None else prefs.cost_weight
-        order = policy.plan(est, weight, mask)
+        explored = False
+        if entry.learner is not None and context is not None:
+            order, explored = entry.learner.plan(context, weight, mask[0], prefs.explore)
+        else:
+            order = policy.plan(est, weight, mask)
         if not order:
             for name in self.models:
                 if name not in est.models:
@@ -161,7 +179,9 @@ class RoutingTable:
         costs = {name: float(est.cost[0, j]) for j, name in enumerate(est.models)
                  if name in order}
         reason, kind = f"best utility at cost_weight={weight:g}", "utility"
-        if sticky_model is not None:
+        if explored:
+            reason, kind = f"exploring (online learning) at cost_weight={weight:g}", "explore"
+        elif sticky_model is not None:
             if sticky_model in order:
                 order.remove(sticky_model)
                 order.insert(0, sticky_model)
@@ -172,7 +192,22 @@ class RoutingTable:
         for name in order:
             if name not in costs:
                 costs[name] = expected_cost(self.models[name], req)
-        return Decision(entry.name, order, reason, kind, weight, costs)
+        decision = Decision(entry.name, order, reason, kind, weight, costs)
+        if entry.learner is not None and context is not None:
+            decision.learning = _Answered(entry.learner, context)
+        return decision
+
+
+class _Answered:
+    """Tells a router's learner how a request it planned was answered."""
+
+    __slots__ = ("_context", "_learner")
+
+    def __init__(self, learner: LiveLearner, context: Context) -> None:
+        self._learner, self._context = learner, context
+
+    def answered(self, request_id: str, model: str, cost_usd: float) -> None:
+        self._learner.remember(request_id, model, self._context, cost_usd)
 
 
 _NO_CONSTRAINTS = policy.Constraints()

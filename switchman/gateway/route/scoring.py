@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +34,14 @@ class Scorer(Protocol):
     def estimate(self, prompts: Sequence[str]) -> Estimates: ...
 
 
+class TrainedScorer(Scorer, Protocol):
+    """A trained router: its estimates can also be had from features made once."""
+
+    def features(self, prompts: Sequence[str]) -> Any: ...
+
+    def estimate_features(self, features: Any) -> Estimates: ...
+
+
 class PriorScorer:
     """Quality = each model's configured ``quality_prior``; cost = its prices x tokens.
 
@@ -51,6 +59,10 @@ class PriorScorer:
         self._out_cost = np.array(
             [m.output_per_mtok * m.typical_output_tokens / 1e6 for m in models])
 
+    def estimate_embedded(self, prompts: Sequence[str]) -> tuple[Estimates, np.ndarray]:
+        """Estimates, and an empty prompt representation: priors see no text."""
+        return self.estimate(prompts), np.zeros((len(prompts), 1))
+
     def estimate(self, prompts: Sequence[str]) -> Estimates:
         tokens = np.array([[len(p) / CHARS_PER_TOKEN] for p in prompts])
         cost = tokens * self._in_price[None, :] + self._out_cost[None, :]
@@ -61,7 +73,7 @@ class PriorScorer:
 class MappedScorer:
     """A trained router seen through pool names; models the pool lacks are dropped."""
 
-    def __init__(self, inner: Scorer, model_map: Mapping[str, str],
+    def __init__(self, inner: TrainedScorer, model_map: Mapping[str, str],
                  pool_names: Sequence[str]) -> None:
         pool = set(pool_names)
         self._inner = inner
@@ -77,8 +89,16 @@ class MappedScorer:
         self.default_cost_weight = float(inner.default_cost_weight)
 
     def estimate(self, prompts: Sequence[str]) -> Estimates:
-        est = self._inner.estimate(prompts).select_models(self._keep)
+        return self._mapped(self._inner.estimate(prompts))
+
+    def _mapped(self, est: Estimates) -> Estimates:
+        est = est.select_models(self._keep)
         return Estimates(self.models, est.quality, est.cost, est.quality_std)
+
+    def estimate_embedded(self, prompts: Sequence[str]) -> tuple[Estimates, np.ndarray]:
+        """Estimates and the prompts' embeddings (what an online learner sees of them)."""
+        features = self._inner.features(prompts)
+        return self._mapped(self._inner.estimate_features(features)), features.embeddings
 
 
 def load_trained(router: RouterConfig, pool: Sequence[str], where: str) -> MappedScorer:

@@ -1,0 +1,157 @@
+"""One router's online learner inside the gateway: it decides, remembers, learns and shares.
+
+The learner itself (:class:`switchman.learning.learner.OnlineLearner`) is the one
+``switchman replay`` measures; this module gives it a gateway's life:
+
+* **deciding**: a routed request's plan is ordered by the learner's corrected utility, and
+  its chosen model may be an exploration (bounded by ``routers[].explore_share``, never
+  outside the request's eligible models, never for a request that sets ``explore: false``);
+* **remembering**: each routed response's learning context is kept in the state store
+  (bounded) under its response id, so that feedback arriving long after, on any replica,
+  can be learned from;
+* **learning**: the measured cost of every answer, the score of every rated one;
+* **sharing and surviving**: after learning, the state is written to the store with a
+  version number; other replicas load a newer version before deciding (checked at most every
+  ``SYNC_INTERVAL_S``). A snapshot file beside the decision log keeps it across restarts of
+  a gateway without Redis. Two replicas learning within the same instant may lose one of
+  the two updates (the later write wins); feedback is rare next to decisions, so that costs
+  a single observation now and then, never the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from switchman.estimates import Estimates
+from switchman.learning.config import LearnerConfig
+from switchman.learning.context import Context
+from switchman.learning.learner import OnlineLearner
+from switchman.state import StateStore, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+_CONTEXTS, _STATE, _VERSION = "learn_contexts", "learner_state", "learner_version"
+#: Response contexts kept for feedback at most (oldest forgotten first).
+MAX_CONTEXTS = 100_000
+#: A replica looks for another's newer learner state at most this often.
+SYNC_INTERVAL_S = 0.25
+
+
+class LiveLearner:
+    """The learner of router ``name``, with its store and snapshot file."""
+
+    def __init__(self, name: str, models: Sequence[str], embedding_dim: int,
+                 config: LearnerConfig, store: StateStore, snapshot: Path | None) -> None:
+        self.name = name
+        self._store = store
+        self._snapshot = snapshot
+        self._version = 0
+        self._synced_at = 0.0
+        self.learner = self._restored(embedding_dim) or OnlineLearner(models, embedding_dim,
+                                                                      config)
+        store.bound(_CONTEXTS, MAX_CONTEXTS)
+
+    def _restored(self, embedding_dim: int) -> OnlineLearner | None:
+        """The learner as last saved: the store's version if it has one, else the file's."""
+        state = None
+        try:
+            state = self._store.get(_STATE, self.name)
+            self._version = self._store.add(_VERSION, self.name, 0)
+        except StoreUnavailable as exc:
+            logger.warning("router %s: learner state store unreachable (%s)", self.name, exc)
+        if state is None and self._snapshot is not None and self._snapshot.is_file():
+            state = json.loads(self._snapshot.read_text()).get(self.name)
+        if state is None:
+            return None
+        learner = OnlineLearner.from_state(state)
+        if learner.projection.input_dim != embedding_dim:
+            logger.warning("router %s: saved learner state is for another encoder; starting "
+                           "afresh", self.name)
+            return None
+        return learner
+
+    def sync(self) -> None:
+        """Load another replica's newer state, if there is one (throttled)."""
+        now = time.monotonic()
+        if now - self._synced_at < SYNC_INTERVAL_S:
+            return
+        self._synced_at = now
+        try:
+            version = self._store.add(_VERSION, self.name, 0)
+            if version > self._version:
+                state = self._store.get(_STATE, self.name)
+                if state is not None:
+                    self.learner = OnlineLearner.from_state(state)
+                self._version = version
+        except StoreUnavailable:
+            pass  # keep learning locally; the store's outage is logged by the store
+
+    def context(self, embedding: np.ndarray, estimates: Estimates) -> Context:
+        return self.learner.context(embedding, estimates)
+
+    def plan(self, context: Context, cost_weight: float, eligible: np.ndarray,
+             explore: bool) -> tuple[list[str], bool]:
+        """Eligible models, the learner's choice first then by corrected utility; and
+        whether the choice is an exploration."""
+        self.sync()
+        choice = self.learner.decide(context, cost_weight, eligible, explore)
+        if choice.model is None:
+            return [], False
+        utility = choice.utilities
+        order = [context.models[j] for j in np.argsort(-utility, kind="stable")
+                 if np.isfinite(utility[j]) and j != choice.index]
+        return [choice.model, *order], choice.explored
+
+    def remember(self, response_id: str, model: str, context: Context, cost: float) -> None:
+        """Keep the answered request's context for its feedback, and learn from its bill."""
+        try:
+            self._store.put(_CONTEXTS, response_id,
+                            {"router": self.name, "model": model,
+                             "context": context.to_state()})
+        except StoreUnavailable as exc:
+            logger.warning("router %s: context of %s not kept (%s)", self.name, response_id, exc)
+        if model in context.models:
+            self.learner.update(model, context, cost=cost)
+
+    def learn_score(self, model: str, context: Context, score: float) -> None:
+        """Learn from a response's score, and share the result."""
+        self.sync()
+        self.learner.update(model, context, quality=score)
+        self.publish()
+
+    def publish(self) -> None:
+        """Write the state where other replicas, and a restart, will find it."""
+        state = self.learner.to_state()
+        try:
+            self._store.put(_STATE, self.name, state)
+            self._version = self._store.add(_VERSION, self.name, 1)
+        except StoreUnavailable as exc:
+            logger.warning("router %s: learner state not shared (%s)", self.name, exc)
+        if self._snapshot is not None:
+            self.save()
+
+    def save(self) -> None:
+        """The snapshot file, with this router's state replaced (others' kept)."""
+        assert self._snapshot is not None
+        saved: dict[str, Any] = {}
+        if self._snapshot.is_file():
+            saved = json.loads(self._snapshot.read_text())
+        saved[self.name] = self.learner.to_state()
+        tmp = self._snapshot.with_suffix(".tmp")
+        tmp.write_text(json.dumps(saved))
+        tmp.replace(self._snapshot)
+
+
+def recalled(store: StateStore, response_id: str) -> tuple[str, str, Context] | None:
+    """(router, model, context) of a routed response, if it is still remembered."""
+    found = store.get(_CONTEXTS, response_id)
+    if found is None:
+        return None
+    return found["router"], found["model"], Context.from_state(found["context"])
