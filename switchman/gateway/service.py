@@ -136,7 +136,7 @@ class Gateway:
         unavailable = unavailable_models(list(self.models.values()), os.environ)
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)
-        self.routing = RoutingTable(self.models, routers, unavailable, self.memory)
+        self.routing = RoutingTable(self.models, routers, unavailable, self.memory, self.ledger)
         gate = BudgetGate(self.ledger, cfg.state.fail_closed) if cfg.budgets else None
         self.executor = Executor(self.models, providers, self.metrics, self.guards, gate)
         for name in self.models:

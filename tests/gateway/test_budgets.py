@@ -42,8 +42,8 @@ def test_a_spent_budget_refuses_with_what_was_spent_and_when_it_resets(make_gate
 
 
 def test_an_exhausted_budget_can_fall_back_to_the_cheapest_model(make_gateway) -> None:
-    budget = {"name": "team", "usd": 3e-4, "on_exhausted": "cheapest",
-              "routers": ["switchman/auto"]}
+    budget = {"name": "team", "usd": 3e-4, "on_exhausted": "cheapest", "period": "total",
+              "routers": ["switchman/auto"]}  # total: enforced, not paced
     with make_gateway(budgets=[budget]) as gw, httpx.Client(base_url=gw.url) as http:
         routed = {**BODY, "model": "switchman/auto",
                   "switchman": {"allowed_models": ["mid", "cheap"], "cost_weight": 0}}
@@ -79,3 +79,19 @@ def test_a_restart_keeps_what_the_period_spent(make_gateway) -> None:
         assert http.post("/v1/chat/completions", json=BODY).status_code == 200
     with make_gateway(budgets=[budget]) as gw, httpx.Client(base_url=gw.url) as http:
         assert http.post("/v1/chat/completions", json=BODY).status_code == 429
+
+
+def test_a_periodic_budget_paces_the_cost_weight_up(make_gateway) -> None:
+    routed = {**BODY, "model": "switchman/auto",
+              "switchman": {"allowed_models": ["mid", "cheap"], "cost_weight": 0}}
+    with make_gateway() as gw, httpx.Client(base_url=gw.url) as http:
+        unpaced = http.post("/v1/chat/completions", json=routed)
+        assert unpaced.headers["x-switchman-model"] == "mid"  # cost_weight 0: best quality
+    budget = {"name": "day", "usd": 0.01, "period": "day", "routers": ["switchman/auto"]}
+    with make_gateway(budgets=[budget]) as gw, httpx.Client(base_url=gw.url) as http:
+        answers = [http.post("/v1/chat/completions", json=routed) for _ in range(10)]
+        # A cent a day at this request rate buys about nothing per request: pacing raises
+        # the weight from the caller's 0 so that the cheaper model answers.
+        assert answers[-1].headers["x-switchman-model"] == "cheap"
+        assert "cost_weight=0)" not in answers[-1].headers["x-switchman-reason"]
+        assert _spent(gateway_state(gw)) <= 0.01

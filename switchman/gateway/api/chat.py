@@ -76,8 +76,6 @@ def _refuse(settler: Settler, ctx: RequestContext, err: GatewayError) -> Respons
 async def _handle(gw: Gateway, request: Request, ctx: RequestContext, body: Any) -> Response:
     ctx.req = parse_chat_request(body, request.headers, gw.routing.known_names)
     ctx.decision = await gw.routing.decide(ctx)
-    if gw.ledger.budgets:
-        ctx.budgets = gw.ledger.covering(ctx.key, ctx.router)
     outcome = await while_connected(request, gw.executor.run(ctx))
     ctx.answered_by(outcome)
     if ctx.req.stream:

@@ -8,21 +8,24 @@ eligible" becomes a 400 that tells the caller which constraint removed which mod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from switchman import policy
 from switchman.config import PoolModel
+from switchman.config.budgets import BudgetConfig
 from switchman.estimates import Estimates
 from switchman.gateway.context import Decision, RequestContext
 from switchman.gateway.errors import GatewayError, bad_request
 from switchman.gateway.route.live_learning import LiveLearner
+from switchman.gateway.route.pacing import Pacing
 from switchman.gateway.route.scoring import Scorer
 from switchman.gateway.route.sticky import ConversationMemory, conversation_key
 from switchman.gateway.schema import ChatRequest, Preferences, echo
 from switchman.learning.context import Context
+from switchman.ledger import BudgetLedger
 from switchman.pool import Model
 
 
@@ -71,11 +74,14 @@ class RoutingTable:
     """Knows the pool, the routers and which models are callable; decides per request."""
 
     def __init__(self, models: Mapping[str, PoolModel], routers: Mapping[str, RouterEntry],
-                 unavailable: Mapping[str, str], memory: ConversationMemory) -> None:
+                 unavailable: Mapping[str, str], memory: ConversationMemory,
+                 ledger: BudgetLedger | None = None) -> None:
         self.models = dict(models)
         self.routers = dict(routers)
         self.unavailable = dict(unavailable)
         self.memory = memory
+        self.ledger = ledger if ledger is not None and ledger.budgets else None
+        self.pacing = Pacing(self.ledger) if self.ledger is not None else None
         self.known_names = frozenset(self.models)
 
     async def decide(self, ctx: RequestContext) -> Decision:
@@ -85,6 +91,8 @@ class RoutingTable:
         assert req is not None, "decide() needs a parsed request"
         model = self.models.get(req.model)
         if model is not None:
+            if self.ledger is not None:
+                ctx.budgets = self.ledger.covering(ctx.key, None)
             return self._pinned(model, req)
         entry = self.routers.get(req.model)
         if entry is None:
@@ -93,6 +101,8 @@ class RoutingTable:
                 f"available: {sorted(self.models) + sorted(self.routers)}",
                 param="model", code="model_not_found")
         ctx.router = entry.name
+        if self.ledger is not None:
+            ctx.budgets = self.ledger.covering(ctx.key, entry.name)
         conversation = conversation_key(req.messages, req.prefs.conversation_id, ctx.key)
         if estimate_inline(entry, req.text):
             est, embeddings = _estimate(entry, req.text)
@@ -101,7 +111,8 @@ class RoutingTable:
         context = None
         if entry.learner is not None and embeddings is not None:
             context = entry.learner.context(embeddings[0], est)
-        decision = self.routed(entry, req, self.memory.get(conversation.lookup), est, context)
+        decision = self.routed(entry, req, self.memory.get(conversation.lookup), est, context,
+                               ctx.budgets)
         decision.conversation = conversation
         return decision
 
@@ -151,9 +162,11 @@ class RoutingTable:
         return Decision(None, plan, "pinned by request", "pinned", None, costs)
 
     def routed(self, entry: RouterEntry, req: ChatRequest, sticky_model: str | None,
-               est: Estimates, context: Context | None = None) -> Decision:
+               est: Estimates, context: Context | None = None,
+               budgets: Sequence[BudgetConfig] = ()) -> Decision:
         """The plan of router ``entry`` for ``req`` from its estimates ``est`` (and, for a
-        router that learns online, the learner's ``context`` of the request)."""
+        router that learns online, the learner's ``context`` of the request); the cost
+        weight is paced up by the ``budgets`` covering the request."""
         prefs = req.prefs
         constraints = _constraints(prefs)
         reasons: dict[str, str] = {}
@@ -164,6 +177,9 @@ class RoutingTable:
                 reasons[name] = why
                 mask[0, j] = False
         weight = entry.cost_weight if prefs.cost_weight is None else prefs.cost_weight
+        paced: list = []
+        if budgets and self.pacing is not None:
+            weight, paced = self.pacing.weight(budgets, weight)
         explored = False
         if entry.learner is not None and context is not None:
             order, explored = entry.learner.plan(context, weight, mask[0], prefs.explore)
@@ -178,6 +194,8 @@ class RoutingTable:
                               f"request: {detail}", code="no_eligible_model")
         costs = {name: float(est.cost[0, j]) for j, name in enumerate(est.models)
                  if name in order}
+        if paced:
+            Pacing.record(paced, costs[order[0]])
         reason, kind = f"best utility at cost_weight={weight:g}", "utility"
         if explored:
             reason, kind = f"exploring (online learning) at cost_weight={weight:g}", "explore"

@@ -1,0 +1,84 @@
+"""Budget pacing in the gateway: the cost weight rises before a budget runs out.
+
+Enforcement (the ledger's reservations) guarantees a budget is never exceeded; pacing makes
+it last. Per budget with a period, a :class:`switchman.budgets.BudgetPacer` (the dual
+pacing ``switchman replay`` measures) plans on the requests the period still holds:
+seconds left times the recent request rate (an exponentially weighted count). A routed
+request's cost weight is the largest of its own and its budgets' paced weights; its
+expected cost is fed back after the decision. A ``total`` budget has no period to spread
+over, so it is enforced but not paced. Pacers are this process's own; the spend they read
+is the shared ledger's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from switchman.budgets import BudgetPacer
+from switchman.config.budgets import BudgetConfig
+from switchman.ledger import BudgetLedger, period_bounds
+from switchman.state import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+#: Seconds over which the request-rate estimate forgets (half of its weight).
+RATE_HALFLIFE_S = 60.0
+
+
+class _Rate:
+    """Requests per second, exponentially weighted."""
+
+    def __init__(self, now: float) -> None:
+        self.weight, self.at, self.since = 0.0, now, now
+
+    def tick(self, now: float) -> float:
+        decay = math.exp(-math.log(2) * (now - self.at) / RATE_HALFLIFE_S)
+        self.weight, self.at = self.weight * decay + 1.0, now
+        window = min(now - self.since, RATE_HALFLIFE_S / math.log(2))
+        return self.weight / max(window, 1.0)
+
+
+class Pacing:
+    """The pacers of every periodic budget."""
+
+    def __init__(self, ledger: BudgetLedger, clock: Callable[[], float] = time.time) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        now = clock()
+        self._pacers = {b.name: BudgetPacer(b.usd) for b in ledger.budgets
+                        if b.period != "total"}
+        self._rates = {name: _Rate(now) for name in self._pacers}
+
+    def _plan(self, budget: BudgetConfig) -> tuple[float, float]:
+        """(spent this period, requests it still holds) for one budget."""
+        now = self._clock()
+        _, resets_at = period_bounds(budget.period, now)
+        remaining = self._rates[budget.name].tick(now) * max((resets_at or now) - now, 0.0)
+        spent = next(s["spent_usd"] for s in self._ledger.status() if s["name"] == budget.name)
+        return float(spent or 0.0), remaining
+
+    def weight(self, budgets: Sequence[BudgetConfig], own: float) -> tuple[float, list]:
+        """The paced cost weight for a request covered by ``budgets`` (at least ``own``),
+        and what :meth:`record` needs afterwards."""
+        plans = []
+        for budget in budgets:
+            pacer = self._pacers.get(budget.name)
+            if pacer is None:
+                continue
+            try:
+                spent, remaining = self._plan(budget)
+            except StoreUnavailable as exc:
+                logger.warning("budget %s not paced: ledger unreachable (%s)", budget.name, exc)
+                continue
+            own = max(own, pacer.cost_weight_for(spent, remaining))
+            plans.append((pacer, spent, remaining))
+        return own, plans
+
+    @staticmethod
+    def record(plans: list, expected_cost: float) -> None:
+        """Feed the chosen model's expected cost back to the pacers that weighed in."""
+        for pacer, spent, remaining in plans:
+            pacer.record_spend(expected_cost, spent, remaining)
