@@ -1,4 +1,4 @@
-"""The ``switchman`` command: train, route, eval, and the gateway's serve/config/spend.
+"""The ``switchman`` command: train, route, eval, profile, models, and the gateway's commands.
 
 Every user mistake (a missing file, a bad column, an incompatible router directory) ends
 as one line ``switchman: error: ...`` naming the file and the problem, with exit code 2.
@@ -9,20 +9,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from switchman import __version__
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 log = logging.getLogger("switchman")
-
-#: Decision tables ``route`` can write, by file suffix (parquet is DESIGN's contract).
-_TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
-
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -62,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decisions table to write: .parquet (the contract's), .csv or .jsonl")
     route.add_argument("--points", type=_positive_int, default=41,
                        help="operating points from cheapest to best quality (default 41)")
+    route.add_argument("--models", type=_model_list, metavar="A,B,C",
+                       help="route among these of the router's models only (default: all)")
+    route.add_argument("--prices", type=Path,
+                       help="price table (prices.json shape) to decide on for the models it "
+                            "names (default: the prices the router was trained with)")
     route.set_defaults(func=_route)
 
     evaluate = commands.add_parser(
@@ -77,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_and_encoder_options(evaluate)
     evaluate.set_defaults(func=_eval)
 
+    from switchman.profile_commands import register as register_profiles
+
+    register_profiles(commands)
     try:
         from switchman.gateway.commands import register
     except ImportError:  # the gateway extra is not installed
@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register(commands)
     return parser
+
+
+def _model_list(text: str) -> list[str]:
+    models = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not models:
+        raise argparse.ArgumentTypeError("name at least one model")
+    return models
 
 
 def _add_seed_and_encoder_options(command: argparse.ArgumentParser) -> None:
@@ -112,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
     check_trainable(outcomes, args.data)
     router = new_router(args.router, encoder=encoder, seed=args.seed)
     router.fit(outcomes, show_progress=True)
+    router.training_source_ = str(args.data)
     router.save(args.out)
     log.info("trained %s router on %s: %d models, default cost weight %.4g; saved to %s",
              args.router, args.data, len(router.models), router.default_cost_weight, args.out)
@@ -119,14 +127,26 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _route(args: argparse.Namespace) -> int:
-    from switchman.data import load_prompts
+    from switchman.data import load_prompts, table_writer
     from switchman.eval.sweep import sweep_decisions
     from switchman.router import Router
 
-    write = _table_writer(args.out)  # a wrong suffix fails before minutes of embedding
+    write = table_writer(args.out)  # a wrong suffix fails before minutes of embedding
     router = Router.load(args.router)
+    unknown = sorted(set(args.models or ()) - set(router.models))
+    if unknown:
+        raise ValueError(f"--models: {unknown} not in the router at {args.router}; its models: "
+                         f"{', '.join(router.models)}")
+    if args.prices is not None:
+        from switchman.pool import load_price_table
+
+        repriced = router.reprice(load_price_table(args.prices))
+        log.info("deciding on %s's prices for %d of %d models", args.prices, len(repriced),
+                 len(router.models))
     prompts = load_prompts(args.prompts)
     estimates = router.estimate(prompts["prompt"].tolist(), show_progress=True)
+    if args.models:
+        estimates = estimates.select_models(args.models)
     decisions = sweep_decisions(estimates, prompts["prompt_id"].tolist(), args.points)
     write(decisions)
     log.info("routed %d prompts at %d operating points to %s",
@@ -152,29 +172,6 @@ def _require_directory_or_nothing(path: Path, holds: str) -> None:
     """Fail before minutes of training, not at the save, when ``--out`` names a file."""
     if path.exists() and not path.is_dir():
         raise ValueError(f"{path}: is a file; --out names the {holds}'s directory")
-
-
-def _table_writer(path: Path) -> Callable[[pd.DataFrame], None]:
-    """A function writing a frame to ``path`` in the format its suffix names.
-
-    Checked before any work, so a typo in the suffix costs nothing: parquet bytes silently
-    written to ``decisions.csv`` would only fail in whatever reads them next.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in _TABLE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported output format {suffix or '(no suffix)'!r}; "
-                         f"use one of {', '.join(_TABLE_SUFFIXES)}")
-
-    def write(frame: pd.DataFrame) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".csv":
-            frame.to_csv(path, index=False)
-        elif suffix == ".jsonl":
-            frame.to_json(path, orient="records", lines=True)
-        else:
-            frame.to_parquet(path, index=False)
-
-    return write
 
 
 def main(argv: Sequence[str] | None = None) -> int:

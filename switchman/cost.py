@@ -13,6 +13,11 @@ cost differences that the quality estimate does not account for (a long prompt i
 hard one) can pull the policy the wrong way.
 Which of the two the router uses (``mode_``) is chosen by out-of-fold routing quality in
 ``Router.fit_features``.
+
+Prices are the one part that is not learned: the training table teaches token counts, and
+dollars follow from whatever price list is in force. ``reprice`` swaps a model's prices
+(``switchman route --prices``, the gateway's configured pool prices) and ``append`` adds the
+column of a model known only from a profile's few outcomes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ MODES = ("prompt", "task")
 
 
 class CostModel:
+    #: (n_models, 2) mean training input and output tokens, which ``reprice`` weighs the
+    #: per-task costs by; None in routers saved before it was kept.
+    mean_tokens_: np.ndarray | None = None
+
     def __init__(self, alpha: float = 10.0) -> None:
         self.alpha = alpha
 
@@ -66,7 +75,80 @@ class CostModel:
         fitted = np.expm1(features.dense() @ self.output_coef_ + self.output_intercept_)
         self.output_scale_ = output_tokens.mean(axis=0) / np.maximum(fitted.mean(axis=0), 1e-9)
         self._fit_task_costs(features, cost)
+        self.mean_tokens_ = np.column_stack([np.full(len(models), input_tokens.mean()),
+                                             output_tokens.mean(axis=0)])
         self.mode_ = "prompt"
+        return self
+
+    def append(self, features: Features, input_tokens: np.ndarray, output_tokens: np.ndarray,
+               cost: np.ndarray, price: tuple[float, float] | None = None) -> CostModel:
+        """Add one model's column from its tokens and dollars (n,) on ``features``' prompts.
+
+        Too few prompts to regress output length on 385 features: the new model gets the
+        trained models' typical length curve (their mean coefficients), shifted to its own
+        observed mean length. Its per-task costs are the trained models' typical per-task
+        shape scaled to its observed mean cost. ``price`` (USD per Mtok in, out) wins over
+        prices recovered from its dollars.
+        """
+        from scipy.optimize import nnls
+
+        if price is not None:
+            per_token = np.asarray(price, dtype=float) / 1e6
+        else:
+            tokens = np.column_stack([input_tokens, output_tokens]).astype(float)
+            per_token = nnls(tokens, cost.astype(float))[0]
+        coef = self.output_coef_.mean(axis=1, keepdims=True)
+        typical = features.dense() @ coef[:, 0] + float(self.output_intercept_.mean())
+        shift = float(np.log1p(output_tokens).mean() - typical.mean())
+        intercept = float(self.output_intercept_.mean()) + shift
+        fitted = np.maximum(np.expm1(typical + shift), 1.0)
+        scale = output_tokens.mean() / max(float(fitted.mean()), 1e-9)
+        self.price_per_token_ = np.vstack([self.price_per_token_, per_token])
+        self.output_coef_ = np.hstack([self.output_coef_, coef.astype(np.float32)])
+        self.output_intercept_ = np.append(self.output_intercept_, np.float32(intercept))
+        self.output_scale_ = np.append(self.output_scale_, scale)
+        if self.mean_tokens_ is not None:
+            self.mean_tokens_ = np.vstack([self.mean_tokens_,
+                                           [input_tokens.mean(), output_tokens.mean()]])
+        if self.task_cost_ is not None:
+            shape = (self.task_cost_ / np.maximum(self.task_cost_.mean(axis=0), 1e-15)).mean(
+                axis=1)
+            typical_cost = (features.task_probs @ shape if features.task_probs is not None
+                            else np.full(len(features), shape.mean()))
+            level = cost.mean() / max(float(typical_cost.mean()), 1e-15)
+            self.task_cost_ = np.column_stack([self.task_cost_, level * shape])
+        return self
+
+    def drop(self, column: int) -> CostModel:
+        """Remove one model's column (a profile replaced or removed)."""
+        self.price_per_token_ = np.delete(self.price_per_token_, column, axis=0)
+        self.output_coef_ = np.delete(self.output_coef_, column, axis=1)
+        self.output_intercept_ = np.delete(self.output_intercept_, column)
+        self.output_scale_ = np.delete(self.output_scale_, column)
+        if self.mean_tokens_ is not None:
+            self.mean_tokens_ = np.delete(self.mean_tokens_, column, axis=0)
+        if self.task_cost_ is not None:
+            self.task_cost_ = np.delete(self.task_cost_, column, axis=1)
+        return self
+
+    def reprice(self, prices: Mapping[int, tuple[float, float]]) -> CostModel:
+        """Decide on other prices: {column: (USD per Mtok in, out)}.
+
+        The per-prompt predictor multiplies predicted tokens by the new prices. The per-task
+        mean costs are dollars at the old prices, so each column is rescaled by what the
+        model's mean training tokens cost at the new prices over the old (routers saved
+        before the mean tokens were kept: equal input and output tokens are assumed).
+        """
+        new = self.price_per_token_.copy()
+        for column, price in prices.items():
+            new[column] = np.asarray(price, dtype=float) / 1e6
+        if self.task_cost_ is not None:
+            tokens = self.mean_tokens_ if self.mean_tokens_ is not None else np.ones_like(new)
+            old_cost = (tokens * self.price_per_token_).sum(axis=1)
+            new_cost = (tokens * new).sum(axis=1)
+            ratio = np.where(old_cost > 0, new_cost / np.maximum(old_cost, 1e-300), 1.0)
+            self.task_cost_ = self.task_cost_ * ratio[None, :]
+        self.price_per_token_ = new
         return self
 
     def _fit_task_costs(self, features: Features, cost: np.ndarray) -> None:
@@ -123,6 +205,8 @@ class CostModel:
             "output_scale": self.output_scale_,
             "mode": np.array(MODES.index(self.mode_)),
         }
+        if self.mean_tokens_ is not None:
+            arrays["mean_tokens"] = self.mean_tokens_
         if self.task_cost_ is not None:
             arrays["task_cost"] = self.task_cost_
         return arrays
@@ -135,6 +219,7 @@ class CostModel:
         self.output_scale_ = arrays["output_scale"]
         self.mode_ = MODES[int(arrays["mode"])]
         self.task_cost_ = arrays.get("task_cost")
+        self.mean_tokens_ = arrays.get("mean_tokens")  # absent in routers before profiles
         if self.mode_ == "task" and self.task_cost_ is None:
             raise ValueError("cost mode 'task' without per-task costs")
         return self

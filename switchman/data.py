@@ -46,6 +46,9 @@ _LLMROUTER_FIELDS = {
     "input_tokens": ("input_tokens", None), "output_tokens": ("output_tokens", None),
 }  # fmt: skip
 
+#: Tables the CLI writes (decisions, selected prompts), by file suffix.
+TABLE_SUFFIXES = (".parquet", ".csv", ".jsonl")
+
 #: A price table (model -> (input, output) USD per Mtok, as ``pool.load_price_table`` returns)
 #: or the path of a ``prices.json``.
 Prices = Mapping[str, tuple[float, float]] | str | Path
@@ -77,13 +80,15 @@ class OutcomeMatrices:
         return len(self.prompts)
 
 
-def load_outcomes(path: str | Path, prices: Prices | None = None) -> pd.DataFrame:
+def load_outcomes(path: str | Path, prices: Prices | None = None,
+                  complete: bool = True) -> pd.DataFrame:
     """Read an outcomes file in any supported format as a validated canonical table.
 
     Formats: the canonical long table (.parquet, .csv, .jsonl); a RouterBench wide table
     (.pkl/.pickle, .csv, .parquet); LLMRouter records (.json list or .jsonl). ``prices``
     (a table or a ``prices.json`` path) fills ``cost_usd`` where the source has no dollars.
-    Pickles run code when loaded: only load pickles you trust.
+    ``complete=False`` accepts models scored on different prompts (profiles are estimated
+    one model at a time). Pickles run code when loaded: only load pickles you trust.
     """
     path, source = Path(path), str(path)
     if path.suffix.lower() in (".json", ".jsonl"):
@@ -96,7 +101,7 @@ def load_outcomes(path: str | Path, prices: Prices | None = None) -> pd.DataFram
         frame = _read_frame(path)
         if "model" not in frame.columns and any("|" in str(c) for c in frame.columns):
             frame = _routerbench_raw(frame, source)
-    out = validate_outcomes(frame, source, prices=prices)
+    out = validate_outcomes(frame, source, prices=prices, complete=complete)
     n_prompts, n_models = out["prompt_id"].nunique(), out["model"].nunique()
     logger.info("loaded %s: %d rows, %d prompts, %d models", source, len(out), n_prompts, n_models)
     return out
@@ -124,6 +129,30 @@ def import_llmrouter(
     records = list(records)
     raw = _llmrouter_raw(records, source, list(range(1, len(records) + 1)))
     return validate_outcomes(raw, source, prices=prices)
+
+
+def table_writer(path: Path) -> Callable[[pd.DataFrame], None]:
+    """A function writing a frame to ``path`` in the format its suffix names.
+
+    Checked before any work, so a typo in the suffix costs nothing: parquet bytes silently
+    written to ``decisions.csv`` would only fail in whatever reads them next.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"{path}: unsupported output format {suffix or '(no suffix)'!r}; "
+                         f"use one of {', '.join(TABLE_SUFFIXES)}")
+
+    def write(frame: pd.DataFrame) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path, index=False)
+
+    return write
+
 
 
 def load_prompts(path: str | Path) -> pd.DataFrame:
@@ -303,14 +332,15 @@ def _resolve_prices(prices: Prices | None) -> dict[str, tuple[float, float]] | N
 
 
 def validate_outcomes(
-    df: pd.DataFrame, source: str, *, prices: Prices | None = None
+    df: pd.DataFrame, source: str, *, prices: Prices | None = None, complete: bool = True
 ) -> pd.DataFrame:
     """Check and normalise an outcomes table; return it with exactly ``COLUMNS``, typed.
 
     Missing tokens are estimated as ceil(characters / 4) of the prompt / response; missing
     dollars are filled from tokens at ``prices`` (cost_source "estimated"). Raises DataError
     for what would corrupt training: bad quality or cost, duplicate or conflicting rows, and
-    prompts not scored for every model (routers compare models on the same prompts).
+    prompts not scored for every model (routers compare models on the same prompts; with
+    ``complete=False`` that last check is skipped).
     """
     if df is None or len(df) == 0:
         raise DataError(f"{source}: the outcomes table is empty")
@@ -383,11 +413,12 @@ def validate_outcomes(
     fail(np.isnan(quality), "quality is missing")
     fail((quality < 0) | (quality > 1), lambda i: f"quality {quality[i]:g} is outside [0, 1]")
     fail(cost < 0, lambda i: f"cost_usd {cost[i]:g} is negative")
-    _check_structure(out, rows, source)
+    _check_structure(out, rows, source, complete)
     return out
 
 
-def _check_structure(out: pd.DataFrame, rows: np.ndarray, source: str) -> None:
+def _check_structure(out: pd.DataFrame, rows: np.ndarray, source: str,
+                     complete: bool = True) -> None:
     """Duplicates, conflicting prompt texts and incomplete prompts, all vectorised."""
     pid_codes, pids = pd.factorize(out["prompt_id"])
     model_codes, models = pd.factorize(out["model"])
@@ -411,6 +442,8 @@ def _check_structure(out: pd.DataFrame, rows: np.ndarray, source: str) -> None:
             f"{source}: rows {rows[first_row[pid_codes[i]]]} and {rows[i]}: prompt_id "
             f"{out['prompt_id'].iat[i]!r} has different prompt texts ({n_ids} prompt ids affected)"
         )
+    if not complete:
+        return
     per_prompt = counts.reshape(n, m)
     incomplete = np.flatnonzero((per_prompt == 0).any(axis=1))
     if incomplete.size:

@@ -7,6 +7,13 @@ and its posterior is shared by the estimator and the cost model. A saved router 
 directory with ``router.json`` (format version, names, hyper-parameters) and
 ``arrays.npz`` (learned state, loaded with ``allow_pickle=False``): no pickled code, so
 loading a router never runs anything from disk.
+
+Models are either *trained* (columns of the estimator) or *added* from a profile
+(``switchman.profiles``): placed from their outcomes on a few prompts against the trained
+models' predictions, with nothing refitted. A router keeps its training prompts
+(``training_prompts.parquet``), their observed outcomes and the order in which they are most
+informative about a new model, so ``profile select`` can name them and ``profile add`` can
+compare a new model's answers with the trained models' real ones.
 """
 
 from __future__ import annotations
@@ -34,15 +41,26 @@ from switchman.estimators import QualityEstimator, estimator_from_params, make_e
 from switchman.estimators.base import RoutingCosts, sub_state
 from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
+from switchman.profiles import (
+    Profile,
+    coverage_weights,
+    fit_profile,
+    offset_prior,
+    select_prompts,
+)
 
 log = logging.getLogger(__name__)
 
 #: 2: one task classifier per router, saved under "tasks."; 3: an array that several parts
 #: of the router hold (the neighbour families' training embeddings) is stored once, and
-#: ``shared_arrays`` in router.json names the other keys it stands for.
-FORMAT_VERSION = 3
-_READABLE_VERSIONS = (2, 3)  # a version-2 router is a version-3 one with nothing shared
+#: ``shared_arrays`` in router.json names the other keys it stands for; 4: models added from
+#: profiles, the training prompts and outcomes, the prompts' selection order, mean tokens.
+FORMAT_VERSION = 4
+#: A version-2 router is a version-3 one with nothing shared; a version-3 one, a version-4
+#: one without training prompts (it routes and takes profiles, but cannot select prompts).
+_READABLE_VERSIONS = (2, 3, 4)
 _CONFIG_FILE = "router.json"
+_PROMPTS_FILE = "training_prompts.parquet"
 _ESTIMATE_CHUNK = 1024  # prompts featurised and scored at once by ``Router.estimate``
 _ARRAYS_FILE = "arrays.npz"
 
@@ -52,13 +70,25 @@ class RouterLoadError(ValueError):
 
 
 class Router:
-    """A trained router over a fixed list of models."""
+    """A trained router over its trained models and the models added to it by profile."""
+
+    #: Models added by profile, in column order after the trained ones.
+    profiles_: list[Profile]
+    #: The training prompts (``prompt_id``, ``prompt``; None when trained from features
+    #: alone), their observed quality (n, m_trained) and embeddings.
+    training_prompts_: pd.DataFrame | None = None
+    training_quality_: np.ndarray | None = None
+    training_embeddings_: np.ndarray | None = None
+    #: Where the training outcomes came from (the CLI sets the file), for ``models``.
+    training_source_: str | None = None
 
     def __init__(self, estimator: QualityEstimator, encoder: Encoder | None = None,
                  name: str = "default") -> None:
         self.estimator = estimator
         self.encoder = encoder
         self.name = name
+        self.profiles_ = []
+        self._columns: np.ndarray | None = None
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
@@ -87,17 +117,29 @@ class Router:
                              show_progress=show_progress)
         return self.fit_features(features, matrices.models, matrices.quality, matrices.cost,
                                  matrices.input_tokens, matrices.output_tokens, prices,
-                                 tasks=matrices.tasks)
+                                 tasks=matrices.tasks, prompt_ids=matrices.prompt_ids,
+                                 prompt_texts=matrices.prompts)
 
     def fit_features(self, features: Features, models: Sequence[str], quality: np.ndarray,
                      cost: np.ndarray, input_tokens: np.ndarray, output_tokens: np.ndarray,
                      prices: Mapping[str, tuple[float, float]] | None = None,
-                     tasks: np.ndarray | None = None) -> Router:
+                     tasks: np.ndarray | None = None,
+                     prompt_ids: Sequence[str] | None = None,
+                     prompt_texts: Sequence[str] | None = None) -> Router:
         """Train on already-encoded prompts (lets a benchmark encode once for many routers).
 
-        ``tasks`` are the training prompts' task labels, where the table has them.
+        ``tasks`` are the training prompts' task labels, where the table has them;
+        ``prompt_ids`` and ``prompt_texts`` are kept for ``profile select`` (without them
+        the router cannot name its training prompts).
         """
-        self.models_ = tuple(models)
+        self.models_ = self.trained_models_ = tuple(models)
+        self.profiles_ = []
+        self._columns = None
+        self.training_quality_ = np.asarray(quality, dtype=np.float32)
+        self.training_embeddings_ = np.asarray(features.embeddings, dtype=np.float32)
+        self.training_prompts_ = None if prompt_ids is None or prompt_texts is None else (
+            pd.DataFrame({"prompt_id": np.asarray(prompt_ids, dtype=str),
+                          "prompt": list(prompt_texts)}))
         with _one_blas_thread():
             # only estimators that read tasks need the classifier; the cost model's task
             # mode is chosen on held-out quality, which only the (task-reading) default has
@@ -153,8 +195,135 @@ class Router:
         with _one_blas_thread():
             if self.task_classifier_ is not None:
                 features = self.task_classifier_.with_posteriors(features)
-            return Estimates(self.models_, self.estimator.predict(features),
-                             self.cost_model_.predict(features))
+            quality = self.estimator.predict(features)
+            cost = self.cost_model_.predict(features)
+            if self._columns is not None:  # models added by profile: trained, then added
+                added = [p.predict(quality, features) for p in self.profiles_]
+                quality = np.column_stack([quality, *added])[:, self._columns]
+                cost = cost[:, self._columns]
+            return Estimates(self.models_, quality, cost)
+
+    def _refresh_models(self) -> None:
+        """``models_`` and their columns among (trained..., added...) after a profile change.
+
+        A trained model that a profile replaces keeps its (unused) column, so the estimator
+        and the cost model never have to drop one.
+        """
+        added = [p.name for p in self.profiles_]
+        kept = [j for j, name in enumerate(self.trained_models_) if name not in added]
+        n_trained = len(self.trained_models_)
+        self.models_ = tuple([self.trained_models_[j] for j in kept] + added)
+        self._columns = (None if not added else
+                         np.array(kept + list(range(n_trained, n_trained + len(added)))))
+
+    def _full_names(self) -> list[str]:
+        return list(self.trained_models_) + [p.name for p in self.profiles_]
+
+    def add_profiles(self, outcomes: pd.DataFrame, source: str = "",
+                     prices: Mapping[str, tuple[float, float]] | None = None,
+                     replace: bool = False) -> list[str]:
+        """Add every model of a validated ``outcomes`` table by profile; return their names.
+
+        Each model is profiled from the prompts it answered (they need not be shared, nor
+        be training prompts). A model the router already has is an error unless
+        ``replace``: then a trained one is shadowed by the profile and an added one
+        re-profiled. ``prices`` (USD per Mtok) set an added model's prices; without them,
+        they are recovered from the table's dollars and tokens.
+        """
+        names = sorted(str(m) for m in outcomes["model"].unique())
+        present = [m for m in names if m in self.models_]
+        if present and not replace:
+            raise ValueError(f"{source}: model(s) {present} are already in the router; pass "
+                             "--replace to profile them anew")
+        prompts = outcomes.drop_duplicates("prompt_id")[["prompt_id", "prompt"]]
+        features = self.features(prompts["prompt"].tolist())
+        with _one_blas_thread():
+            if self.task_classifier_ is not None:
+                features = self.task_classifier_.with_posteriors(features)
+            anchors = self.estimator.predict(features)
+        anchors = self._observed_where_known(prompts, anchors)
+        row_of = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
+        prior = None if self.training_quality_ is None else offset_prior(self.training_quality_)
+        for name in names:
+            rows = outcomes[outcomes["model"] == name]
+            index = rows["prompt_id"].map(row_of).to_numpy()
+            self._drop_profile(name)
+            answered = features.rows(index)
+            represents = (None if self.training_embeddings_ is None else
+                          coverage_weights(answered.embeddings, self.training_embeddings_))
+            self.profiles_.append(fit_profile(name, source, rows["quality"].to_numpy(),
+                                              anchors[index], answered, represents, prior))
+            self.cost_model_.append(answered, rows["input_tokens"].to_numpy(float),
+                                    rows["output_tokens"].to_numpy(float),
+                                    rows["cost_usd"].to_numpy(float),
+                                    None if prices is None else prices.get(name))
+        self._refresh_models()
+        return names
+
+    def _observed_where_known(self, prompts: pd.DataFrame, predicted: np.ndarray) -> np.ndarray:
+        """The trained models' observed training outcomes for the prompts that are training
+        prompts (same id and text), their predictions for the others."""
+        if self.training_prompts_ is None or self.training_quality_ is None:
+            return predicted
+        known = pd.Series(np.arange(len(self.training_prompts_)),
+                          index=self.training_prompts_["prompt_id"].to_numpy())
+        at = prompts["prompt_id"].map(known).to_numpy(dtype=float)
+        hit = ~np.isnan(at)
+        texts = self.training_prompts_["prompt"].to_numpy(dtype=object)
+        hit[hit] = texts[at[hit].astype(int)] == prompts["prompt"].to_numpy(dtype=object)[hit]
+        out = predicted.copy()
+        out[hit] = self.training_quality_[at[hit].astype(int)]
+        return out
+
+    def _drop_profile(self, name: str) -> None:
+        for k, profile in enumerate(self.profiles_):
+            if profile.name == name:
+                del self.profiles_[k]
+                self.cost_model_.drop(len(self.trained_models_) + k)
+                return
+
+    def reprice(self, prices: Mapping[str, tuple[float, float]]) -> list[str]:
+        """Decide on these prices (USD per Mtok in, out) for the models they name; return
+        the router's models they named. The others keep the prices they were trained with."""
+        columns = {j: prices[name] for j, name in enumerate(self._full_names()) if name in prices}
+        self.cost_model_.reprice(columns)
+        return [m for m in self.models_ if m in prices]
+
+    def select_prompts(self, n: int) -> pd.DataFrame:
+        """The ``n`` training prompts that tell the most about a new model (``prompt_id``,
+        ``prompt``), most informative first; deterministic."""
+        if (self.training_prompts_ is None or self.training_embeddings_ is None
+                or self.training_quality_ is None):
+            raise ValueError("this router does not keep its training prompts (saved before "
+                             "switchman stored them, or trained from features alone); retrain "
+                             "it with `switchman train` to select profile prompts")
+        if not 1 <= n <= len(self.training_prompts_):
+            raise ValueError(f"--n {n}: choose between 1 and {len(self.training_prompts_)} "
+                             "(the router's training prompts)")
+        with _one_blas_thread():
+            picks = select_prompts(self.training_embeddings_, n)
+        return self.training_prompts_.iloc[picks].reset_index(drop=True)
+
+    def describe_models(self) -> list[dict[str, Any]]:
+        """Per model: where it is known from, from how many prompts, and its prices."""
+        price = self.cost_model_.price_per_token_ * 1e6
+        columns = self._columns if self._columns is not None else range(len(self.models_))
+        by_name = {p.name: p for p in self.profiles_}
+        n_train = None if self.training_quality_ is None else len(self.training_quality_)
+        rows = []
+        for name, column in zip(self.models_, columns, strict=True):
+            profile = by_name.get(name)
+            rows.append({
+                "model": name,
+                "known_from": "profile" if profile else "training",
+                "source": (profile.source if profile else self.training_source_) or "-",
+                "prompts": profile.n_prompts if profile else n_train,
+                "input_per_mtok": float(price[column, 0]),
+                "output_per_mtok": float(price[column, 1]),
+                "anchors": ([a for a, _ in profile.anchors(self.trained_models_)]
+                            if profile else []),
+            })
+        return rows
 
     def estimate(self, prompts: Sequence[str], show_progress: bool = False) -> Estimates:
         """Expected quality and cost of every model for every prompt.
@@ -182,12 +351,24 @@ class Router:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "models": list(self.models_),
+            "trained_models": list(self.trained_models_),
+            "profiles": [{"name": p.name, "source": p.source} for p in self.profiles_],
+            "training_source": self.training_source_,
             "encoder": self._encoder().name,
             "default_cost_weight": self.default_cost_weight_,
             "estimator": {"kind": self.estimator.kind, "params": self.estimator.get_params()},
         }
         arrays = {f"estimator.{k}": v for k, v in self.estimator.state_arrays().items()}
         arrays.update({f"cost.{k}": v for k, v in self.cost_model_.state_arrays().items()})
+        for k, profile in enumerate(self.profiles_):
+            arrays.update({f"profile{k}.{key}": v for key, v in profile.state_arrays().items()})
+        if self.training_quality_ is not None and self.training_embeddings_ is not None:
+            arrays["training.quality"] = self.training_quality_
+            arrays["training.embeddings"] = self.training_embeddings_
+        if self.training_prompts_ is not None:
+            self.training_prompts_.to_parquet(directory / _PROMPTS_FILE, index=False)
+        else:
+            (directory / _PROMPTS_FILE).unlink(missing_ok=True)
         if self.task_classifier_ is not None:
             arrays.update({f"tasks.{k}": v
                            for k, v in self.task_classifier_.state_arrays().items()})
@@ -219,8 +400,20 @@ class Router:
             estimator.load_state(sub_state(arrays, "estimator."))
             router = cls(estimator, encoder or encoder_by_name(config["encoder"]),
                          name=config["name"])
-            router.models_ = tuple(config["models"])
+            router.trained_models_ = tuple(config.get("trained_models", config["models"]))
             router.cost_model_ = CostModel().load_state(sub_state(arrays, "cost."))
+            router.training_source_ = config.get("training_source")
+            router.profiles_ = [Profile.from_state(p["name"], p["source"],
+                                                   sub_state(arrays, f"profile{k}."))
+                                for k, p in enumerate(config.get("profiles", []))]
+            router._refresh_models()
+            if list(router.models_) != list(config["models"]):
+                raise ValueError(f"models {config['models']} do not match the trained models "
+                                 f"and profiles {list(router.models_)}")
+            router.training_quality_ = arrays.get("training.quality")
+            router.training_embeddings_ = arrays.get("training.embeddings")
+            if (directory / _PROMPTS_FILE).is_file():
+                router.training_prompts_ = pd.read_parquet(directory / _PROMPTS_FILE)
             task_state = sub_state(arrays, "tasks.")
             router.task_classifier_ = (TaskClassifier().load_state(task_state)
                                        if task_state else None)

@@ -112,7 +112,8 @@ def _observed(decisions: pd.DataFrame, outcomes: Path) -> pd.DataFrame:
 
 def test_train_writes_a_router(knn_router: Path, default_router: Path) -> None:
     for d in (knn_router, default_router):
-        assert sorted(p.name for p in d.iterdir()) == ["arrays.npz", "router.json"]
+        assert sorted(p.name for p in d.iterdir()) == ["arrays.npz", "router.json",
+                                                       "training_prompts.parquet"]
     assert json.loads((knn_router / "router.json").read_text())["estimator"]["kind"] == "knn"
     config = json.loads((default_router / "router.json").read_text())
     assert config["estimator"]["kind"] == "stacking" and config["name"] == "default"

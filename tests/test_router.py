@@ -141,7 +141,8 @@ def test_estimate_in_chunks_equals_one_pass(default_router: Router, test_prompts
 
 
 def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "router.json"]
+    assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "router.json",
+                                                        "training_prompts.parquet"]
     config = json.loads((saved / "router.json").read_text())
     assert config["format_version"] == FORMAT_VERSION
     assert config["models"] == list(default_router.models)

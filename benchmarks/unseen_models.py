@@ -1,0 +1,156 @@
+"""Models the router never saw, added by profile: how much of a retrain's gain they recover.
+
+Per dataset and seed: a seeded 70/30 split by prompt; k models held out at random (8 of
+mmlupro's 28, 3 of llmrouter's 9 and of routerbench's 11); the default router trained on
+the other models ("old") and, for reference, on all of them ("retrained"). The held-out
+models are then added to the old router with ``Router.add_profiles`` (what ``switchman
+profile add`` runs) from their outcomes on n training prompts, picked by ``select_prompts``
+(``profile select``) or at random, and the test part is routed among all models.
+
+Printed per dataset and n: AIQ and iso-quality cost ratio averaged over seeds, and
+
+    gain recovered = mean(AIQ profiled - AIQ old) / mean(AIQ retrained - AIQ old)
+
+(the ratio of the gains averaged over seeds; it is undefined where a retrain gains nothing).
+Also: seconds to add one model from 100 prompts, and one-prompt routing latency of the
+profiled router against the retrained one with as many models.
+
+    .venv/bin/python benchmarks/unseen_models.py [--datasets mmlupro llmrouter routerbench]
+        [--seeds 0 1 2 3] [--cache /tmp/unseen-routers]
+
+Trained routers are cached under ``--cache`` (a default fit of mmlupro takes minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from switchman.data import OutcomeMatrices, load_outcomes, split_by_prompt, to_matrices
+from switchman.eval import metrics
+from switchman.eval.sweep import sweep_picks, sweep_points
+from switchman.router import Router, new_router
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
+HELD_OUT = {"mmlupro": 8, "llmrouter": 3, "routerbench": 3}
+SIZES = (10, 25, 50, 100)
+N_POINTS = 41
+
+
+def trained(cache: Path, key: str, table: pd.DataFrame) -> Path:
+    """The directory of a default router trained on ``table``, trained once per key."""
+    directory = cache / key
+    if not (directory / "router.json").is_file():
+        started = time.perf_counter()
+        new_router("default").fit(table).save(directory)
+        print(f"  trained {key} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return directory
+
+
+def scores(router: Router, test: OutcomeMatrices, test_prompts: list[str]) -> tuple[float, float]:
+    """(AIQ, iso-quality cost ratio) of routing the test prompts among the router's models."""
+    estimates = router.estimate(test_prompts)
+    _, picks = sweep_picks(estimates, N_POINTS)
+    columns = np.array([test.models.index(m) for m in estimates.models])
+    points = sweep_points(test.quality, test.cost, columns[picks])
+    best = int(np.argmax(test.quality.mean(axis=0)))
+    aiq = metrics.aiq(points, float(test.cost.mean(axis=0).max()))
+    iso = metrics.iso_quality_cost_ratio(points, float(test.quality[:, best].mean()),
+                                         float(test.cost[:, best].mean()))
+    return aiq, iso
+
+
+def run_seed(name: str, seed: int, cache: Path) -> dict:
+    table = load_outcomes(DATA / f"{name}.parquet")
+    train_df, test_df = split_by_prompt(table, 0.3, seed=seed)
+    models = sorted(table["model"].unique())
+    rng = np.random.default_rng(seed)
+    held = sorted(rng.choice(models, HELD_OUT[name], replace=False).tolist())
+    old_dir = trained(cache, f"{name}-{seed}-old", train_df[~train_df["model"].isin(held)])
+    all_dir = trained(cache, f"{name}-{seed}-all", train_df)
+    test = to_matrices(test_df)
+    prompts = test.prompts
+    row = {"held": held, "old": scores(Router.load(old_dir), test, prompts),
+           "retrained": scores(Router.load(all_dir), test, prompts)}
+    new_rows = train_df[train_df["model"].isin(held)]
+    train_ids = np.array(sorted(train_df["prompt_id"].unique()))
+    for n in SIZES:
+        picked = {"selected": Router.load(old_dir).select_prompts(n)["prompt_id"].tolist(),
+                  "random": rng.choice(train_ids, n, replace=False).tolist()}
+        for how, ids in picked.items():
+            router = Router.load(old_dir)
+            router.add_profiles(new_rows[new_rows["prompt_id"].isin(set(ids))], source=how)
+            row[(how, n)] = scores(router, test, prompts)
+            if (how, n) == ("selected", SIZES[-1]):
+                row["latency"] = latency(router, Router.load(all_dir), prompts[:200])
+    router = Router.load(old_dir)
+    one = new_rows[new_rows["model"] == held[0]]
+    one = one[one["prompt_id"].isin(set(router.select_prompts(100)["prompt_id"]))]
+    started = time.perf_counter()
+    router.add_profiles(one, source="timing")
+    row["add_seconds"] = time.perf_counter() - started
+    return row
+
+
+def latency(profiled: Router, retrained: Router, prompts: list[str]) -> tuple[float, float]:
+    """Median one-prompt routing time (ms) of the old router with every held-out model
+    added by profile, and of the router retrained on the same models."""
+    out = []
+    for router in (profiled, retrained):
+        router.estimate(prompts[:5])  # warm caches
+        times = []
+        for prompt in prompts:
+            started = time.perf_counter()
+            router.estimate([prompt])
+            times.append(time.perf_counter() - started)
+        out.append(1000 * statistics.median(times))
+    return out[0], out[1]
+
+
+def report(name: str, rows: list[dict]) -> None:
+    seeds = len(rows)
+    print(f"\n## {name}: {seeds} seed(s), held out per seed: "
+          + "; ".join(", ".join(r["held"]) for r in rows))
+    old = np.mean([r["old"][0] for r in rows])
+    full = np.mean([r["retrained"][0] for r in rows])
+    print(f"{'router':<22} {'AIQ':>7} {'iso-cost':>9} {'gain recovered':>15}")
+
+    def line(label: str, key: object) -> None:
+        aiq = np.mean([r[key][0] for r in rows])
+        iso = [r[key][1] for r in rows]
+        iso_text = "never" if any(np.isinf(iso)) else f"{np.mean(iso):.3f}"
+        gain = (aiq - old) / (full - old) if full - old > 1e-9 else float("nan")
+        print(f"{label:<22} {aiq:7.4f} {iso_text:>9} {gain:15.3f}")
+
+    line("old models only", "old")
+    line("retrained on all", "retrained")
+    for n in SIZES:
+        for how in ("selected", "random"):
+            line(f"{how} n={n}", (how, n))
+    print(f"profile add, one model from 100 prompts: "
+          f"{np.median([r['add_seconds'] for r in rows]):.3f} s (median over seeds)")
+    profiled, retrained = (np.median([r["latency"][i] for r in rows]) for i in (0, 1))
+    print(f"one-prompt routing: {profiled:.3f} ms with the held-out models profiled, "
+          f"{retrained:.3f} ms retrained on them ({profiled / retrained - 1:+.1%})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(HELD_OUT), choices=HELD_OUT)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3])
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/unseen-routers"))
+    args = parser.parse_args(argv)
+    for name in args.datasets:
+        rows = [run_seed(name, seed, args.cache) for seed in args.seeds]
+        report(name, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""Models as profiles: the math on synthetic outcomes, the router on real slices, the CLI.
+
+Real data comes from ../shared/data (a 160-prompt slice of llmrouter, never committed); the
+CLI runs as a user runs it, in a subprocess (see tests/test_cli.py). The routers are the
+cheap ``knn`` family: profiles read any family's predictions the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tokenizers")
+
+from shared_data import ROUTING, sample_prompts  # noqa: E402
+from test_cli import _ok, switchman  # noqa: E402
+
+from switchman.cost import CostModel  # noqa: E402
+from switchman.encoders import default_encoder  # noqa: E402
+from switchman.features import Features  # noqa: E402
+from switchman.profiles import coverage_weights, fit_profile, offset_prior, select_prompts  # noqa: E402
+from switchman.router import Router  # noqa: E402
+
+NEW = ["gemma-2-9b-it", "llama-3.1-8b-instruct"]  # held out of training, added by profile
+
+
+# ------------------------------------------------------------------ the profile's math
+
+
+def test_a_model_that_answers_like_an_anchor_is_placed_on_it() -> None:
+    rng = np.random.default_rng(0)
+    anchors = (rng.random((60, 4)) < [0.2, 0.5, 0.7, 0.9]).astype(float)
+    answered = np.zeros((60, 8), dtype=np.float32)
+    answered[:, 0] = 1.0
+    profile = fit_profile("new", "t", anchors[:, 2], anchors, Features(answered, np.zeros(60)))
+    assert profile.weights.argmax() == 2 and profile.weights[2] > 0.99
+    predicted = rng.random((5, 4))
+    unlike = np.zeros((5, 8), dtype=np.float32)  # prompts unlike those it answered
+    unlike[:, -1] = 1.0
+    assert np.allclose(profile.predict(predicted, Features(unlike, np.zeros(5))),
+                       predicted[:, 2], atol=0.02)
+
+
+def test_an_offset_model_keeps_its_own_level() -> None:
+    rng = np.random.default_rng(1)
+    anchors = rng.random((80, 3)) * 0.5
+    observed = np.clip(anchors[:, 1] + 0.3, 0, 1)
+    emb = Features(np.zeros((80, 4), dtype=np.float32), np.zeros(80))
+    profile = fit_profile("new", "t", observed, anchors, emb)
+    assert profile.weights.argmax() == 1
+    assert abs(float(profile.offsets[1]) - 0.3) < 0.01  # shrunk by one pseudo-prompt in 81
+
+
+def test_selection_is_deterministic_and_covers_every_region() -> None:
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(5, 16))
+    emb = (np.repeat(centres, 60, axis=0) + 0.05 * rng.normal(size=(300, 16))).astype(
+        np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    picks = select_prompts(emb, 5)
+    assert np.array_equal(picks, select_prompts(emb.copy(), 5))
+    assert sorted(p // 60 for p in picks) == [0, 1, 2, 3, 4]  # one per region
+    weights = coverage_weights(emb[picks], emb)
+    assert np.allclose(weights, 61.0)  # each stands for its 60 prompts (plus itself)
+
+
+def test_offsets_are_shrunk_by_the_trained_models_own_spread() -> None:
+    rng = np.random.default_rng(5)
+    close = (rng.random((400, 1)) < 0.6).astype(float)
+    other = (rng.random((400, 1)) < 0.3).astype(float)
+    trained = np.hstack([close, close, other, other])
+    assert offset_prior(trained) < 0.001  # each model has a twin: offsets are rare
+    observed = (rng.random(10) < 0.9).astype(float)
+    emb = Features(np.zeros((10, 4), np.float32), np.zeros(10))
+    few = fit_profile("new", "t", observed, trained[:10], emb, offset_variance=1e-4)
+    free = fit_profile("new", "t", observed, trained[:10], emb)
+    assert np.abs(few.offsets).max() < np.abs(free.offsets).max()
+
+
+def test_cost_model_reprices_and_appends_columns() -> None:
+    rng = np.random.default_rng(3)
+    n = 50
+    emb = rng.normal(size=(n, 8)).astype(np.float32)
+    feats = Features(emb / np.linalg.norm(emb, axis=1, keepdims=True),
+                     np.log1p(rng.integers(100, 2000, n).astype(float)))
+    tin = np.expm1(feats.log_chars) / 4
+    tout = rng.integers(10, 200, (n, 2)).astype(float)
+    prices = np.array([[1.0, 2.0], [10.0, 30.0]]) / 1e6
+    cost = tin[:, None] * prices[:, 0] + tout * prices[:, 1]
+    model = CostModel().fit(feats, ["a", "b"], tin, tout, cost)
+    before = model.per_prompt(feats)
+    model.reprice({1: (1.0, 2.0)})  # b now costs what a costs per token
+    after = model.per_prompt(feats)
+    assert np.allclose(after[:, 0], before[:, 0])
+    assert after[:, 1].mean() < before[:, 1].mean() / 5
+    model.append(feats, tin, tout[:, 0], cost[:, 0])  # a twin of a, prices recovered
+    assert np.allclose(model.price_per_token_[2], prices[0], rtol=1e-3)
+    assert model.per_prompt(feats).shape == (n, 3)
+    model.drop(2)
+    assert model.per_prompt(feats).shape == (n, 2)
+
+
+# ------------------------------------------------------------------ the router
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's shared cache (as tests/test_cli.py's): the encoder is built once."""
+    path = tmp_path_factory.getbasetemp() / "switchman-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
+    """160 llmrouter prompts: 120 to train on (without NEW), 40 to route; NEW's outcomes."""
+    if not (ROUTING / "llmrouter.parquet").is_file():
+        pytest.skip(f"shared routing data not found at {ROUTING}")
+    d = tmp_path_factory.mktemp("profiles")
+    table = sample_prompts(ROUTING / "llmrouter.parquet", 160, seed=4)
+    ids = table["prompt_id"].drop_duplicates()
+    train = table[table["prompt_id"].isin(set(ids.iloc[:120]))]
+    out = {"old": d / "old.parquet", "new": d / "new.parquet", "prompts": d / "prompts.parquet",
+           "test": d / "test.parquet"}
+    train[~train["model"].isin(NEW)].to_parquet(out["old"], index=False)
+    train[train["model"].isin(NEW)].to_parquet(out["new"], index=False)
+    test = table[~table["prompt_id"].isin(set(ids.iloc[:120]))]
+    test.to_parquet(out["test"], index=False)
+    test.drop_duplicates("prompt_id")[["prompt_id", "prompt"]].to_parquet(out["prompts"],
+                                                                         index=False)
+    default_encoder(cache_dir).encode(["warm up"])
+    out["router"] = d / "router"
+    _ok(switchman(cache_dir, d, "train", "--data", out["old"], "--router", "knn",
+                  "--out", out["router"]))
+    return out
+
+
+def _run(cache_dir: Path, tmp: Path, *args: object):  # noqa: ANN202
+    return switchman(cache_dir, tmp, *map(str, args))
+
+
+def test_select_is_deterministic_and_names_training_prompts(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    for name in ("a.parquet", "b.parquet"):
+        _ok(_run(cache_dir, tmp_path, "profile", "select", "--router", tables["router"],
+                 "--n", 25, "--out", tmp_path / name))
+    a, b = (pd.read_parquet(tmp_path / n) for n in ("a.parquet", "b.parquet"))
+    assert a.equals(b) and list(a.columns) == ["prompt_id", "prompt"] and len(a) == 25
+    train = pd.read_parquet(tables["old"]).drop_duplicates("prompt_id").set_index("prompt_id")
+    assert set(a["prompt_id"]) <= set(train.index)
+    assert (train.loc[a["prompt_id"], "prompt"].to_numpy() == a["prompt"].to_numpy()).all()
+    too_many = _run(cache_dir, tmp_path, "profile", "select", "--router", tables["router"],
+                    "--n", 10_000, "--out", tmp_path / "c.parquet")
+    assert too_many.returncode == 2 and "choose between 1 and 120" in too_many.stderr
+    first = Router.load(tables["router"]).select_prompts(25)
+    assert first.equals(a)
+
+
+def test_add_lists_and_routes_among_added_models(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r2"
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+             "--outcomes", tables["new"], "--out", out))
+    config = json.loads((out / "router.json").read_text())
+    assert config["models"][-2:] == NEW and config["format_version"] == 4
+    listing = _ok(_run(cache_dir, tmp_path, "models", "--router", out)).stdout
+    for name in NEW:
+        line = next(row for row in listing.splitlines() if row.startswith(name))
+        assert "profile" in line and str(tables["new"]) in line and " 120 " in line
+    assert "training" in listing.splitlines()[1]
+    decisions = tmp_path / "d.parquet"
+    _ok(_run(cache_dir, tmp_path, "route", "--router", out, "--prompts", tables["prompts"],
+             "--out", decisions, "--models", ",".join(NEW)))
+    assert set(pd.read_parquet(decisions)["model"]) <= set(NEW)
+    all_models = tmp_path / "all.parquet"
+    _ok(_run(cache_dir, tmp_path, "route", "--router", out, "--prompts", tables["prompts"],
+             "--out", all_models))
+    assert set(pd.read_parquet(all_models)["model"]) & set(NEW)  # the cheap gemma is used
+    router = Router.load(out, encoder=default_encoder(cache_dir))
+    prompts = pd.read_parquet(tables["prompts"])["prompt"].tolist()
+    est = router.estimate(prompts)
+    assert est.quality.shape == (len(prompts), 9)
+    assert np.all((est.quality >= 0) & (est.quality <= 1)) and np.all(est.cost > 0)
+
+
+def test_add_of_a_model_already_there_needs_replace(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    old = pd.read_parquet(tables["old"])
+    again = old[old["model"] == "qwen2.5-7b-instruct"].iloc[:30]
+    again.to_parquet(tmp_path / "again.parquet", index=False)
+    refused = _run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+                   "--outcomes", tmp_path / "again.parquet", "--out", tmp_path / "r")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "already in the router" in refused.stderr and "--replace" in refused.stderr
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"], "--outcomes",
+             tmp_path / "again.parquet", "--out", tmp_path / "r", "--replace"))
+    router = Router.load(tmp_path / "r")
+    assert router.models.count("qwen2.5-7b-instruct") == 1 and router.models[-1] == (
+        "qwen2.5-7b-instruct")
+
+
+def test_route_with_an_unknown_model_is_a_clear_error(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    result = _run(cache_dir, tmp_path, "route", "--router", tables["router"], "--prompts",
+                  tables["prompts"], "--out", tmp_path / "d.parquet", "--models",
+                  "qwen2.5-7b-instruct,gpt-17")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "gpt-17" in result.stderr and "qwen2.5-7b-instruct" in result.stderr
+    assert not (tmp_path / "d.parquet").exists()
+
+
+def test_route_decides_on_the_prices_given(tables: dict[str, Path], cache_dir: Path,
+                                          tmp_path: Path) -> None:
+    """The cheapest operating point moves off a model priced 50,000x higher."""
+    base = tmp_path / "base.parquet"
+    _ok(_run(cache_dir, tmp_path, "route", "--router", tables["router"], "--prompts",
+             tables["prompts"], "--out", base))
+    cheapest = pd.read_parquet(base).query("point == 0")["model"].value_counts().index[0]
+    (tmp_path / "prices.json").write_text(json.dumps(
+        {cheapest: {"input_per_mtok": 5000.0, "output_per_mtok": 5000.0}}))
+    repriced = tmp_path / "repriced.parquet"
+    _ok(_run(cache_dir, tmp_path, "route", "--router", tables["router"], "--prompts",
+             tables["prompts"], "--out", repriced, "--prices", tmp_path / "prices.json"))
+    decisions = pd.read_parquet(repriced)
+    assert cheapest not in set(decisions.query("point == 0")["model"])
+    router = Router.load(tables["router"], encoder=default_encoder(cache_dir))
+    before = router.estimate(["What is 2 + 2?"]).cost
+    router.reprice({cheapest: (5000.0, 5000.0)})
+    after = router.estimate(["What is 2 + 2?"]).cost
+    j = router.models.index(cheapest)
+    assert after[0, j] > 1000 * before[0, j]
+    others = [i for i in range(len(router.models)) if i != j]
+    assert np.allclose(after[0, others], before[0, others])
+
+
+def test_a_version_3_router_routes_and_takes_profiles_but_cannot_select(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    old = tmp_path / "v3"
+    shutil.copytree(tables["router"], old)
+    config = json.loads((old / "router.json").read_text())
+    for key in ("trained_models", "profiles", "training_source"):
+        config.pop(key)
+    config["format_version"] = 3
+    (old / "router.json").write_text(json.dumps(config))
+    (old / "training_prompts.parquet").unlink()
+    with np.load(old / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("training.")
+                  and k != "cost.mean_tokens"}
+    np.savez(old / "arrays.npz", **arrays)
+    _ok(_run(cache_dir, tmp_path, "route", "--router", old, "--prompts", tables["prompts"],
+             "--out", tmp_path / "d.parquet"))
+    refused = _run(cache_dir, tmp_path, "profile", "select", "--router", old, "--n", 5,
+                   "--out", tmp_path / "s.parquet")
+    assert refused.returncode == 2 and "retrain" in refused.stderr
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", old, "--outcomes",
+             tables["new"], "--out", tmp_path / "v4"))
+    assert Router.load(tmp_path / "v4").models[-2:] == tuple(NEW)
