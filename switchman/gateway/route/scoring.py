@@ -101,8 +101,13 @@ class MappedScorer:
         return self._mapped(self._inner.estimate_features(features)), features.embeddings
 
 
-def load_trained(router: RouterConfig, pool: Sequence[str], where: str) -> MappedScorer:
+def load_trained(router: RouterConfig, pool: Sequence[str], where: str,
+                 prices: Mapping[str, tuple[float, float]] | None = None) -> MappedScorer:
     """The trained router at ``router.path`` seen through ``pool`` names.
+
+    ``prices`` (pool name -> USD per Mtok in, out) are the pool's configured prices: the
+    router decides on them, not on the prices of its training table (its cost model
+    predicts tokens; dollars follow from the price list in force).
 
     Raises :class:`ConfigError` naming every problem under ``where`` (``routers[0]``): no
     directory there, a router that does not load, ``model_map`` keys the router does not
@@ -126,6 +131,9 @@ def load_trained(router: RouterConfig, pool: Sequence[str], where: str) -> Mappe
     problems = [f"{where}.model_map.{key}: {key!r} is not a model of the router at {path}"
                 f"{did_you_mean(key, known)}; its models: {known}"
                 for key in router.model_map if key not in known]
+    if prices:
+        trained.reprice({name: prices[router.model_map.get(name, name)] for name in known
+                         if router.model_map.get(name, name) in prices})
     scorer = MappedScorer(trained, router.model_map, pool)
     if not scorer.models and not problems:
         problems.append(f"{where}.path: none of the router's models {known} is in the pool "
@@ -143,7 +151,15 @@ def load_scorer(router: RouterConfig, config: Config) -> Scorer:
         return PriorScorer(members, config.default_cost_weight)
     index = next((i for i, rc in enumerate(config.routers) if rc.name == router.name), None)
     where = f"routers[{index}]" if index is not None else f"router {router.name!r}"
-    return load_trained(router, [m.name for m in members], where)
+    return load_trained(router, [m.name for m in members], where,
+                        prices=configured_prices(members))
+
+
+def configured_prices(models: Sequence[Model]) -> dict[str, tuple[float, float]]:
+    """(input, output) USD per Mtok of the models whose configuration sets a price; a model
+    that sets none keeps the prices its router was trained with (not a free model)."""
+    return {m.name: (m.input_per_mtok, m.output_per_mtok) for m in models
+            if {"input_per_mtok", "output_per_mtok"} & m.model_fields_set}
 
 
 def cost_weight_of(router: RouterConfig, scorer: Scorer) -> float:
