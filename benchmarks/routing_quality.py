@@ -28,8 +28,8 @@ from switchman.encoders import DEFAULT_ENCODER, KNOWN_ENCODERS, encoder_by_name
 from switchman.estimates import Estimates
 from switchman.estimators import ROUTER_NAMES
 from switchman.eval import metrics
-from switchman.evaluation import sweep_router
 from switchman.eval.sweep import SweepResult, score_picks, sweep_picks
+from switchman.evaluation import sweep_router
 from switchman.features import featurize
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
