@@ -140,6 +140,24 @@ def gateway_config(tmp: Path, upstream: str, router: str | None) -> Path:
     return path
 
 
+def start_servers(stack: contextlib.ExitStack, tmp: Path, config: Path, up_port: int,
+                  gw_port: int, floor_port: int) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """The instant upstream, ``switchman serve`` and the floor proxy in front of it, each
+    ready before this returns and stopped when ``stack`` closes: (gateway, floor)."""
+    upstream = f"http://127.0.0.1:{up_port}/v1"
+    stack.enter_context(process(
+        [sys.executable, str(ROOT / "benchmarks" / "gateway_bench_upstream.py"),
+         "--port", str(up_port)], f"http://127.0.0.1:{up_port}/", tmp / "up.log"))
+    gateway = stack.enter_context(process(
+        [sys.executable, "-m", "switchman.gateway", "serve", "--config", str(config),
+         "--port", str(gw_port)], f"http://127.0.0.1:{gw_port}/healthz", tmp / "gw.log"))
+    floor = stack.enter_context(process(
+        [sys.executable, str(ROOT / "benchmarks" / "gateway_floor_proxy.py"),
+         "--port", str(floor_port), "--upstream", upstream],
+        f"http://127.0.0.1:{floor_port}/", tmp / "floor.log"))
+    return gateway, floor
+
+
 def litellm_config(tmp: Path, upstream: str, model: str) -> Path:
     path = tmp / "litellm.yaml"
     path.write_text(yaml.safe_dump({
@@ -203,17 +221,7 @@ def main() -> int:
                     {**body, "model": routed})]
         stack = contextlib.ExitStack()
         with stack:
-            stack.enter_context(process(
-                [sys.executable, str(ROOT / "benchmarks" / "gateway_bench_upstream.py"),
-                 "--port", str(up_port)], f"http://127.0.0.1:{up_port}/", tmp / "up.log"))
-            gateway = stack.enter_context(process(
-                [sys.executable, "-m", "switchman.gateway", "serve", "--config", str(config),
-                 "--port", str(gw_port)], f"http://127.0.0.1:{gw_port}/healthz",
-                tmp / "gw.log"))
-            stack.enter_context(process(
-                [sys.executable, str(ROOT / "benchmarks" / "gateway_floor_proxy.py"),
-                 "--port", str(floor_port), "--upstream", upstream],
-                f"http://127.0.0.1:{floor_port}/", tmp / "floor.log"))
+            gateway, _floor = start_servers(stack, tmp, config, up_port, gw_port, floor_port)
             targets.append(("python floor proxy",
                             f"http://127.0.0.1:{floor_port}/v1/chat/completions", body))
             if args.no_litellm:
