@@ -8,7 +8,6 @@ through one :meth:`Settler.settle <switchman.gateway.record.settle.Settler.settl
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,14 +22,27 @@ from switchman.gateway.errors import GatewayError, error_response
 from switchman.gateway.execute.streaming import stream_response
 from switchman.gateway.record.accounting import cost_of, usage_of
 from switchman.gateway.record.settle import Settler, decision_headers
-from switchman.gateway.schema import parse_chat_request
+from switchman.gateway.schema import dumps, parse_chat_request
 from switchman.gateway.service import Gateway
 
 logger = logging.getLogger(__name__)
 
 
+#: Random bytes read from the OS at once for request ids: one ``getrandom`` call per 1,024
+#: requests instead of one per request (a system call was ~2% of a pinned request's CPU).
+_ID_BYTES = 12 * 1024
+_random = bytearray()
+# A forked worker must not hand out the ids its parent's buffer still holds.
+os.register_at_fork(after_in_child=_random.clear)
+
+
 def new_request_id() -> str:
-    return "chatcmpl-sw" + os.urandom(12).hex()
+    """A fresh, unguessable id (12 bytes from the OS's CSPRNG, as hex)."""
+    if not _random:
+        _random.extend(os.urandom(_ID_BYTES))
+    chunk = _random[-12:]
+    del _random[-12:]
+    return "chatcmpl-sw" + chunk.hex()
 
 
 async def chat_completions(request: Request) -> Response:
@@ -105,7 +117,7 @@ def _complete(ctx: RequestContext, outcome: Outcome, settler: Settler) -> Respon
                          "total_tokens": usage.prompt_tokens + usage.completion_tokens}
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     ctx.cost_usd, ctx.cost_source = cost_of(model, usage), usage.source
-    payload = json.dumps(data).encode()
+    payload = dumps(data)
     ctx.reply = {"role": "assistant", "content": content,
                  "tool_calls": message.get("tool_calls")}
     settler.settle(ctx, 200)

@@ -4,13 +4,13 @@ and noticing a client that disconnects while it is being served."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
 from switchman.gateway.errors import GatewayError, bad_request
+from switchman.gateway.schema import loads
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ async def read_json(request: Request, limit: int, timeout_s: float | None = None
     if not body:
         raise bad_request("the request body is empty; send a JSON object")
     try:
-        return json.loads(body)
+        return loads(body)
     except (ValueError, RecursionError) as exc:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
 

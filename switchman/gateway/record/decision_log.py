@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 _RECENT = "responses"
 #: Indexes of the text columns that may hold what a client sent (all but ``prompt``).
 _TEXT_COLUMNS = (0, 2, 3, 4, 8, 10, 17, 18, 19, 20)
+#: How long the writer lets rows gather after the first one before it writes them: one
+#: transaction and one thread wake-up per ~20 ms instead of per request (at thousands of
+#: requests per second the wake-ups, GIL hand-overs and per-transaction work of row-sized
+#: batches were ~10% of the gateway's CPU). A row reaches disk at most this much later.
+BATCH_LINGER_S = 0.02
 #: Prompt text waiting for the writer, at most (beyond it rows are queued without their text).
 MAX_QUEUED_PROMPT_BYTES = 64 * 1024 * 1024
 
@@ -227,6 +232,8 @@ class DecisionLog:
             running = True
             while running:
                 item = self._queue.get()
+                if item is not None and item[0] != "sync":
+                    time.sleep(BATCH_LINGER_S)
                 batch = [item]
                 while len(batch) < 512:
                     try:

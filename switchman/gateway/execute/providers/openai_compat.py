@@ -9,12 +9,12 @@ a truncated reply must never pass for a complete one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from switchman.gateway.execute.providers.base import StreamChunk, UpstreamError, redact
 from switchman.gateway.execute.providers.http_provider import HTTPProvider
+from switchman.gateway.schema import dumps, loads
 from switchman.pool import Model
 
 
@@ -37,12 +37,12 @@ class OpenAICompatProvider(HTTPProvider):
             options = dict(payload.get("stream_options") or {})
             options["include_usage"] = True
             payload["stream_options"] = options
-        return json.dumps(payload).encode()
+        return dumps(payload)
 
     async def complete(self, model: Model, body: dict[str, Any]) -> dict[str, Any]:
         raw = await self._post(model, body)
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except ValueError:
             raise UpstreamError(model.name, 502, "bad_response",
                                 "upstream returned invalid JSON") from None

@@ -49,9 +49,18 @@ def retry_after_of(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_TIMEOUTS: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
+
+
 def client_timeout(t: TimeoutConfig) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=t.total_s, sock_connect=t.connect_s,
-                                 sock_read=t.first_byte_s)
+    """aiohttp's (immutable) timeout for ``t``, built once per distinct setting rather than
+    on every upstream call: a handful of values per configuration."""
+    key = (t.total_s, t.connect_s, t.first_byte_s)
+    found = _TIMEOUTS.get(key)
+    if found is None:
+        found = _TIMEOUTS[key] = aiohttp.ClientTimeout(total=t.total_s, sock_connect=t.connect_s,
+                                                       sock_read=t.first_byte_s)
+    return found
 
 
 def _host(url: str) -> str:
