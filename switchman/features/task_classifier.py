@@ -114,13 +114,24 @@ class TaskClassifier:
             if features.lexical is None:
                 raise ValueError("this task classifier reads n-grams (Features.lexical); "
                                  "make the features with lexical=True")
-            scores = _tfidf(features.lexical, self.idf_) @ self.lexical_coef_
+            scores = self._lexical_scores(features.lexical)
             # one-vs-rest logistic scores -> normalised class probabilities, as sklearn does
             ovr = 1.0 / (1.0 + np.exp(-(scores + self.lexical_intercept_)))
             lexical = np.log(ovr / ovr.sum(axis=1, keepdims=True) + 1e-9)
             log_probs = _log_softmax(_EMBEDDING_SHARE * log_probs
                                      + (1 - _EMBEDDING_SHARE) * lexical)
         return np.exp(log_probs)
+
+    def _lexical_scores(self, counts: sparse.csr_matrix) -> np.ndarray:
+        """(n, n_tasks) tf-idf @ the lexical weights. One prompt (the gateway's case) skips
+        scipy: its ~250 non-zero columns' weight rows are gathered and summed with numpy,
+        the same arithmetic as ``_tfidf(counts) @ coef`` without building two sparse
+        matrices (~4x cheaper); a batch goes through scipy, whose product scales."""
+        if counts.shape[0] != 1:
+            return _tfidf(counts, self.idf_) @ self.lexical_coef_
+        weights = (1.0 + np.log(counts.data, dtype=np.float32)) * self.idf_[counts.indices]
+        weights /= np.float32(max(float(np.sqrt(weights @ weights)), 1e-12))
+        return (weights @ self.lexical_coef_[counts.indices])[None, :]
 
     def with_posteriors(self, features: Features) -> Features:
         """``features`` with this classifier's P(task | prompt) in ``task_probs``."""
