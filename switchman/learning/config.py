@@ -1,0 +1,75 @@
+"""The online learner's hyper-parameters: one frozen, validated record a configuration sets.
+
+The defaults were chosen on inner splits of the dev data's training parts
+(``benchmarks/online_learning.py --tune``), never on the streams the figures are read from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How much the learner trusts the router, how fast it forgets, how much it explores."""
+
+    #: Prompt-vector dimensions (the random projection of the router's embedding).
+    dim: int = 16
+    #: Prior std of a model's quality shift, of the coefficient on the router's own estimate,
+    #: and of each prompt-vector coefficient: small, because the router was trained on the
+    #: same kind of traffic; a detected change widens them (``reset_scale``).
+    prior_bias: float = 0.02
+    prior_scale: float = 0.03
+    prior_prompt: float = 0.01
+    #: Also learn one correction shared by all models (from every model's feedback).
+    shared: bool = True
+    #: Std of one quality observation around its expectation (binary scores: at most 0.5).
+    noise: float = 0.5
+    #: Quality observations (of any model) after which an observation's weight has halved.
+    halflife: float = 500.0
+    #: Change detection per model: a two-sided CUSUM of standardised residuals with this
+    #: slack and threshold (0 turns it off); on an alarm the model's posterior restarts
+    #: from the prior widened ``reset_scale`` times, and its last ``change_memory``
+    #: observations (those since the change began) are learned again.
+    change_slack: float = 0.5
+    change_threshold: float = 8.0
+    reset_scale: float = 10.0
+    change_memory: int = 8
+    #: Width of the optimism, in posterior standard deviations; 0 never explores.
+    exploration: float = 1.0
+    #: Largest long-run share of decisions that may explore, and the burst above it.
+    max_explore_share: float = 0.05
+    explore_burst: float = 5.0
+    #: Prior and observation std of the log cost correction, and its half-life (in costs).
+    cost_prior: float = 1.0
+    cost_noise: float = 1.0
+    cost_halflife: float = 200.0
+    #: Whether to explore at all (a request can also opt out in ``decide``).
+    explore: bool = True
+    #: Seed of the prompt projection.
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("prior_bias", "prior_scale", "noise", "halflife", "cost_prior",
+                    "cost_noise", "cost_halflife", "reset_scale")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"learner {name} must be > 0, got {getattr(self, name)}")
+        nonnegative = ("dim", "prior_prompt", "exploration", "change_slack", "change_threshold")
+        for name in nonnegative:
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"learner {name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.max_explore_share <= 1 or self.explore_burst < 1:
+            raise ValueError("max_explore_share must be in [0, 1] and explore_burst >= 1")
+        if self.change_memory < 1:
+            raise ValueError("change_memory must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LearnerConfig:
+        """A config from saved or configured values; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown learner settings: {', '.join(unknown)}")
+        return cls(**values)

@@ -1,0 +1,177 @@
+"""Per-model Bayesian linear regressions that forget slowly and restart on a detected change.
+
+The learner corrects the router with one small regression per model (``residual = x . theta
++ noise``); this module holds those regressions for all models at once, as stacked arrays,
+so that a decision scores every model in a few vectorised products.
+
+Two time scales, because drift comes in two kinds:
+
+* **Slow forgetting** for gradual drift and for re-exploration. ``theta`` follows an
+  Ornstein-Uhlenbeck process back to the prior N(0, I) (features are whitened by the prior
+  scales): per tick the posterior mean shrinks by ``rho`` and the covariance relaxes as
+  ``rho^2 P + (1 - rho^2) I``. That has a closed form for any number of ticks, so it is
+  applied lazily per model, at its next decision or update. An update is then one
+  Sherman-Morrison (Kalman) step, O(d^2); nothing is ever inverted or decomposed.
+* **Change detection** for a sudden one (a model that breaks, a price that jumps): a tight
+  prior, the right one while the router is right, would take dozens of observations to
+  believe it. A two-sided CUSUM of the standardised residuals (innovations) raises an alarm
+  after a few consistently surprising outcomes; the model's regression then restarts from a
+  prior ``reset_scale`` times wider and re-learns the observations since the change began,
+  kept in a short ring buffer, so the switch happens within a handful of observations.
+
+State is O(models x (d^2 + memory x d)) floats, bounded by the pool size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+_ARRAYS = ("mean", "cov", "last", "prior", "cusum", "runs", "memory_x", "memory_r", "seen")
+
+
+class DriftingFilters:
+    """Stacked per-model regressions over ``d`` whitened features; rows are model slots."""
+
+    def __init__(self, d: int, noise: float, halflife: float, slack: float, threshold: float,
+                 reset_scale: float, memory: int) -> None:
+        self.d = d
+        self._noise2 = noise * noise
+        self._rho = 0.5 ** (1.0 / halflife)
+        self._slack = slack
+        self._threshold = threshold
+        self._reset_var = reset_scale * reset_scale
+        self._memory = memory
+        self.clock = 0.0  # observations so far, of any model
+        self.alarms = 0
+        self.mean = np.zeros((0, d))  # posterior mean at the slot's last tick
+        self.cov = np.zeros((0, d, d))  # posterior covariance then
+        self.last = np.zeros(0)  # clock at the slot's last observation
+        self.prior = np.zeros(0)  # the slot's prior variance (I times this), what it relaxes to
+        self.cusum = np.zeros((0, 2))  # upward and downward CUSUM statistics
+        self.runs = np.zeros((0, 2))  # observations since each statistic was last zero
+        self.memory_x = np.zeros((0, memory, d))  # ring buffer of recent observations
+        self.memory_r = np.zeros((0, memory))
+        self.seen = np.zeros(0)  # observations ever made (ring buffer position)
+
+    def __len__(self) -> int:
+        return int(self.mean.shape[0])
+
+    def add(self, prior: float = 1.0) -> int:
+        """A new slot holding its prior alone (covariance ``prior`` times I); its index."""
+        d, m = self.d, self._memory
+        self.mean = np.concatenate([self.mean, np.zeros((1, d))])
+        self.cov = np.concatenate([self.cov, prior * np.eye(d)[None]])
+        self.last = np.append(self.last, self.clock)
+        self.prior = np.append(self.prior, prior)
+        self.cusum = np.concatenate([self.cusum, np.zeros((1, 2))])
+        self.runs = np.concatenate([self.runs, np.zeros((1, 2))])
+        self.memory_x = np.concatenate([self.memory_x, np.zeros((1, m, d))])
+        self.memory_r = np.concatenate([self.memory_r, np.zeros((1, m))])
+        self.seen = np.append(self.seen, 0.0)
+        return len(self) - 1
+
+    def predict(self, slots: slice | np.ndarray, x: np.ndarray,
+                common: DriftingFilters | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of ``x[i] . theta`` for slot ``slots[i]``, now.
+
+        With ``common`` (a one-slot regression every row shares), the sum of both: the two
+        are independent, so means and variances add. Row-wise dot products are written as
+        products with a ones vector, the fastest form for these small arrays.
+        """
+        ones = np.ones(self.d)
+        decay = self._rho ** (self.clock - self.last[slots])
+        decay2 = decay * decay
+        spread = np.matmul(x[:, None, :], self.cov[slots])[:, 0, :]
+        spread *= decay2[:, None]
+        shift = ((x * self.mean[slots]) @ ones) * decay
+        relaxed = (1.0 - decay2) * self.prior[slots]
+        if common is not None:
+            shared = common._rho ** (common.clock - common.last[0])
+            spread += (shared * shared) * (x @ common.cov[0])
+            shift += shared * (x @ common.mean[0])
+            relaxed += (1.0 - shared * shared) * common.prior[0]
+        variance = (spread * x) @ ones + relaxed * ((x * x) @ ones)
+        return shift, variance
+
+    def intercepts(self, slots: slice | np.ndarray) -> np.ndarray:
+        """Posterior means of a one-feature regression (``d == 1``) per slot, now."""
+        return self._rho ** (self.clock - self.last[slots]) * self.mean[slots, 0]
+
+    def mean_now(self, slot: int, x: np.ndarray) -> float:
+        """The posterior mean of ``x . theta`` for one slot and one feature row."""
+        return float(self._rho ** (self.clock - self.last[slot]) * (x @ self.mean[slot]))
+
+    def observe(self, slot: int, x: np.ndarray, residual: float) -> bool:
+        """Learn ``residual`` observed at features ``x`` for ``slot``; True on a change alarm."""
+        decay = self._rho ** (self.clock - self.last[slot])
+        cov = (decay * decay) * self.cov[slot]
+        cov.flat[:: self.d + 1] += (1.0 - decay * decay) * self.prior[slot]
+        mean = decay * self.mean[slot]
+        innovation = (residual - float(x @ mean)) / math.sqrt(float(x @ cov @ x) + self._noise2)
+        position = int(self.seen[slot]) % self._memory
+        self.memory_x[slot, position] = x
+        self.memory_r[slot, position] = residual
+        self.seen[slot] += 1
+        alarm = self._track(slot, innovation)
+        if alarm:
+            mean, cov = self._restart(slot)
+        else:
+            mean, cov = self._kalman(mean, cov, x, residual)
+        self.mean[slot], self.cov[slot] = mean, cov
+        self.last[slot] = self.clock
+        self.clock += 1.0
+        return alarm
+
+    def _track(self, slot: int, innovation: float) -> bool:
+        if self._threshold <= 0:
+            return False
+        stats = self.cusum[slot]
+        stats[0] = max(0.0, stats[0] + innovation - self._slack)
+        stats[1] = max(0.0, stats[1] - innovation - self._slack)
+        self.runs[slot] = np.where(stats > 0, self.runs[slot] + 1, 0)
+        return bool(stats.max() > self._threshold)
+
+    def _restart(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """A wide prior, then the observations since the alarming statistic left zero."""
+        self.alarms += 1
+        alarming = int(np.argmax(self.cusum[slot]))
+        count = int(min(self.runs[slot, alarming], self._memory, self.seen[slot]))
+        mean = np.zeros(self.d)
+        cov = np.eye(self.d) * max(self._reset_var, self.prior[slot])
+        end = int(self.seen[slot])
+        for index in range(end - count, end):
+            position = index % self._memory
+            mean, cov = self._kalman(mean, cov, self.memory_x[slot, position],
+                                     float(self.memory_r[slot, position]))
+        self.cusum[slot] = 0.0
+        self.runs[slot] = 0.0
+        return mean, cov
+
+    def _kalman(self, mean: np.ndarray, cov: np.ndarray, x: np.ndarray,
+                residual: float) -> tuple[np.ndarray, np.ndarray]:
+        spread = cov @ x
+        gain = spread / (float(x @ spread) + self._noise2)
+        return mean + gain * (residual - float(x @ mean)), cov - np.outer(gain, spread)
+
+    def to_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {key: getattr(self, key).tolist() for key in _ARRAYS}
+        state.update(clock=self.clock, alarms=self.alarms)
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> DriftingFilters:
+        """Restore ``to_state``'s data into this (empty) instance; checks every shape."""
+        n = len(state["last"])
+        d, m = self.d, self._memory
+        shapes = {"mean": (n, d), "cov": (n, d, d), "last": (n,), "prior": (n,), "cusum": (n, 2),
+                  "runs": (n, 2), "memory_x": (n, m, d), "memory_r": (n, m), "seen": (n,)}
+        for key in _ARRAYS:
+            values = np.asarray(state[key], dtype=np.float64).reshape(-1)
+            if values.size != math.prod(shapes[key]):
+                raise ValueError(f"learner state {key!r} does not fit {shapes[key]}")
+            setattr(self, key, values.reshape(shapes[key]).copy())
+        self.clock = float(state["clock"])
+        self.alarms = int(state["alarms"])
+        return self

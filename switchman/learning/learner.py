@@ -1,0 +1,291 @@
+"""The online learner: per-model corrections of the offline router, learned from bandit feedback.
+
+Why this shape:
+
+* **Prior = the offline router.** For model m the learner predicts
+  ``quality = q_router + theta_m . x`` with ``x = [1, q_router, prompt vector]`` and
+  ``theta_m ~ N(0, diag(prior scales)^2)``: with no feedback it *is* the offline router, as in
+  PILOT, and a model added with only a prior starts with the prior's full uncertainty. The
+  ``q_router`` column lets one coefficient rescale the router's own estimate (a model whose
+  answers all turn wrong needs ``theta = [0, -1, 0...]``); the prompt vector (see
+  :mod:`switchman.learning.context`) lets the correction differ between kinds of prompts.
+* **Bandit feedback only.** ``update`` takes the answering model's outcome and nothing else;
+  feedback may arrive late (the caller keeps the :class:`Context`) and for few requests.
+* **Forgetting, on two time scales** (:mod:`switchman.learning.filters`): slowly, every
+  model's posterior relaxes back to the prior (recent outcomes weigh more, and a model not
+  observed for a while regains its uncertainty, so optimism tries it again); suddenly, a
+  per-model change detector restarts a model whose outcomes keep surprising it (a model
+  that breaks, a price that jumps) from a wide prior. Ticks are observations, not requests:
+  sparse feedback forgets no faster than it learns. An update is one Sherman-Morrison
+  (Kalman) step, O(d^2) with d = 2 + prompt dims; a decision is one batched
+  (models x d x d) product. No matrix is ever inverted or decomposed.
+* **Exploration by optimism, bounded.** The choice maximises ``mean + exploration * std -
+  w * cost`` among *eligible* models only (the caller's mask carries every constraint). A
+  choice that differs from the greedy one (``mean - w * cost``) is an exploration, and it
+  spends a token from a bucket refilled by ``max_explore_share`` per decision (capacity
+  ``explore_burst``): over any window of n decisions at most ``share * n + burst`` explore.
+  Optimism is gap-aware: a model clearly worse than the best (by more than its uncertainty)
+  is not tried, which is what lets exploration pay for itself when nothing drifts.
+* **Cost.** Per model, a multiplicative correction of the router's cost estimate: the same
+  kind of filter, one-dimensional, on ``log(observed / estimated)`` (a price change is a
+  constant factor). Costs are known for every answered request (the bill), quality only
+  with feedback, so the two are filtered on separate clocks.
+
+State is a few arrays per model (bounded by the pool size), saved as lists of floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from switchman.estimates import Estimates
+from switchman.learning.config import LearnerConfig
+from switchman.learning.context import Context, PromptProjection
+from switchman.learning.filters import DriftingFilters
+
+#: Breaks exact utility ties toward the cheaper model, as ``switchman.policy`` does.
+_TIE_BREAK_WEIGHT = 1e-6
+#: Costs below this are treated as this (a free answer still has a finite log ratio).
+_COST_FLOOR = 1e-12
+#: One cost observation counts as at most this log ratio (20x): a single prompt the router's
+#: cost model misjudged (a 12x longer answer) must not reprice the model.
+_MAX_LOG_RATIO = 3.0
+#: Models one learner keeps state for at most (memory stays bounded whatever names arrive).
+MAX_MODELS = 1024
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """The learner's per-model beliefs for one context (in the context's model order)."""
+
+    quality: np.ndarray  # posterior mean of the expected quality
+    quality_std: np.ndarray  # its standard deviation
+    cost: np.ndarray  # corrected expected cost
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One choice: ``index`` into the context's models (-1: no model was eligible)."""
+
+    index: int
+    model: str | None
+    explored: bool
+    quality: float  # the chosen model's posterior mean quality (nan when none)
+    cost: float  # its corrected expected cost: what pacing plans with
+    utilities: np.ndarray  # greedy utility per model, -inf where ineligible (fallback order)
+
+
+class OnlineLearner:
+    """Bandit corrections over an offline router; see the module docstring for the design."""
+
+    def __init__(self, models: Sequence[str], embedding_dim: int,
+                 config: LearnerConfig | None = None,
+                 projection: PromptProjection | None = None) -> None:
+        self.config = c = config or LearnerConfig()
+        self.projection = projection or PromptProjection(embedding_dim, c.dim, c.seed)
+        if self.projection.input_dim != embedding_dim or self.projection.dim != c.dim:
+            raise ValueError("projection does not match embedding_dim and config.dim")
+        # Features are whitened by the prior scales, so every model's prior is N(0, I).
+        self._scales = np.concatenate([[c.prior_bias, c.prior_scale],
+                                       np.full(c.dim, c.prior_prompt)])
+        self.quality = DriftingFilters(2 + c.dim, c.noise, c.halflife, c.change_slack,
+                                       c.change_threshold, c.reset_scale, c.change_memory)
+        # What every model shares (a router that over-rates them all): one more regression,
+        # fitted to what the model's own one leaves unexplained, and the other way round.
+        self.shared = DriftingFilters(2 + c.dim, c.noise, c.halflife, 0.0, 0.0, 1.0, 1)
+        self.shared.add()
+        self.cost = DriftingFilters(1, c.cost_noise, c.cost_halflife, c.change_slack,
+                                    c.change_threshold, 1.0, c.change_memory)
+        self.models: list[str] = []
+        self._slot: dict[str, int] = {}
+        self._columns: dict[tuple[str, ...], slice | np.ndarray] = {}
+        self.tokens = c.explore_burst  # exploration allowance (a bucket)
+        self.decisions = 0
+        self.explorations = 0
+        for name in models:
+            self._slot_of(name)
+
+    # -- contexts ---------------------------------------------------------------------------
+
+    def context(self, embedding: np.ndarray, estimates: Estimates, row: int = 0) -> Context:
+        """The context of prompt ``row`` of ``estimates`` (the router's), from its embedding."""
+        return Context(estimates.models, self.projection(embedding),
+                       np.asarray(estimates.quality[row], dtype=np.float64),
+                       np.asarray(estimates.cost[row], dtype=np.float64))
+
+    def contexts(self, embeddings: np.ndarray, estimates: Estimates) -> list[Context]:
+        """Contexts of a batch of prompts (one projection product for all of them)."""
+        prompts = self.projection(embeddings)
+        quality = np.asarray(estimates.quality, dtype=np.float64)
+        cost = np.asarray(estimates.cost, dtype=np.float64)
+        return [Context(estimates.models, prompts[i], quality[i], cost[i])
+                for i in range(len(prompts))]
+
+    # -- beliefs and decisions --------------------------------------------------------------
+
+    def add_model(self, name: str, uncertainty: float = 1.0) -> None:
+        """Start learning about model ``name`` with ``uncertainty`` times the usual prior std.
+
+        A model the router already knows needs nothing (it is added at its first context
+        with the usual prior). A model added with a prior only (a profile from a few
+        outcomes, or a guess) should say how little that prior is worth: with uncertainty
+        5 its optimistic estimate is high enough that it is tried, within the exploration
+        share, until its own outcomes have narrowed it.
+        """
+        if not uncertainty > 0:
+            raise ValueError(f"uncertainty must be > 0, got {uncertainty}")
+        if name in self._slot:
+            raise ValueError(f"model {name!r} is already known to the learner")
+        self._new_slot(name, uncertainty * uncertainty)
+
+    def _slot_of(self, name: str) -> int:
+        """The state row of model ``name``, created with the prior alone if it is new."""
+        slot = self._slot.get(name)
+        return self._new_slot(name, 1.0) if slot is None else slot
+
+    def _new_slot(self, name: str, prior: float) -> int:
+        if len(self.models) >= MAX_MODELS:
+            raise ValueError(f"the learner keeps at most {MAX_MODELS} models")
+        self.models.append(name)
+        self._slot[name] = slot = self.quality.add(prior)
+        self.cost.add()
+        self._columns.clear()  # the state arrays were replaced
+        return slot
+
+    def _slots(self, models: tuple[str, ...]) -> slice | np.ndarray:
+        """State rows of ``models``: a slice (a view, no copy) when they are consecutive."""
+        found = self._columns.get(models)
+        if found is None:
+            rows = np.array([self._slot_of(m) for m in models], dtype=np.intp)
+            consecutive = len(rows) > 0 and np.array_equal(
+                rows, np.arange(rows[0], rows[0] + len(rows)))
+            found = slice(int(rows[0]), int(rows[0]) + len(rows)) if consecutive else rows
+            self._columns[models] = found
+        return found
+
+    def _design(self, context: Context) -> np.ndarray:
+        """(models, d) whitened feature rows: [1, q_router, prompt] times the prior scales."""
+        x = np.empty((len(context.models), self.quality.d))
+        x[:, 0] = 1.0
+        x[:, 1] = context.quality
+        x[:, 2:] = context.prompt
+        x *= self._scales
+        return x
+
+    def posterior(self, context: Context) -> Posterior:
+        """Per-model posterior mean and std of quality, and the corrected cost."""
+        slots = self._slots(context.models)
+        shift, variance = self.quality.predict(slots, self._design(context),
+                                               self.shared if self.config.shared else None)
+        log_factor = self.config.cost_prior * self.cost.intercepts(slots)
+        return Posterior(context.quality + shift, np.sqrt(np.maximum(variance, 0.0)),
+                         context.cost * np.exp(log_factor))
+
+    def decide(self, context: Context, cost_weight: float, eligible: np.ndarray | None = None,
+               explore: bool = True) -> Decision:
+        """Choose among the ``eligible`` models (boolean, context order; None = all).
+
+        ``explore=False`` (a request that opts out) makes the greedy choice, and so does an
+        empty exploration bucket. Ineligible models are never chosen, explored or not.
+        """
+        if not cost_weight >= 0:
+            raise ValueError(f"cost_weight must be a number >= 0, got {cost_weight}")
+        beliefs = self.posterior(context)
+        utility = beliefs.quality - (cost_weight + _TIE_BREAK_WEIGHT) * beliefs.cost
+        if eligible is not None:
+            eligible = np.asarray(eligible, dtype=bool)
+            if eligible.shape != utility.shape:
+                raise ValueError(f"eligible mask must have shape {utility.shape}")
+            utility = np.where(eligible, utility, -np.inf)
+        self.decisions += 1
+        c = self.config
+        self.tokens = min(c.explore_burst, self.tokens + c.max_explore_share)
+        greedy = int(np.argmax(utility))
+        if not np.isfinite(utility[greedy]):
+            return Decision(-1, None, False, math.nan, math.nan, utility)
+        pick = greedy
+        if c.explore and explore and c.exploration > 0 and self.tokens >= 1.0:
+            pick = int(np.argmax(utility + c.exploration * beliefs.quality_std))
+        explored = pick != greedy
+        if explored:
+            self.tokens -= 1.0
+            self.explorations += 1
+        return Decision(pick, context.models[pick], explored, float(beliefs.quality[pick]),
+                        float(beliefs.cost[pick]), utility)
+
+    # -- learning ---------------------------------------------------------------------------
+
+    def update(self, model: str, context: Context, quality: float | None = None,
+               cost: float | None = None) -> None:
+        """Learn from model ``model``'s outcome on the request ``context`` describes.
+
+        ``quality`` in [0, 1] (a score, or a thumbs up/down as 1/0) and ``cost`` in dollars
+        are each optional: a bill without a score still corrects the cost estimate.
+        """
+        try:
+            column = context.models.index(model)
+        except ValueError:
+            raise ValueError(f"model {model!r} is not among the context's models") from None
+        slot = self._slot_of(model)
+        if quality is not None:
+            if not 0.0 <= quality <= 1.0:
+                raise ValueError(f"quality must be in [0, 1], got {quality}")
+            x = np.empty(self.quality.d)
+            x[0], x[1], x[2:] = 1.0, context.quality[column], context.prompt
+            x *= self._scales
+            residual = quality - float(context.quality[column])
+            if self.config.shared:
+                own, common = self.quality.mean_now(slot, x), self.shared.mean_now(0, x)
+                self.shared.observe(0, x, residual - own)
+                residual -= common
+            self.quality.observe(slot, x, residual)
+        if cost is not None:
+            if not cost >= 0:
+                raise ValueError(f"cost must be >= 0, got {cost}")
+            ratio = math.log(max(cost, _COST_FLOOR)
+                             / max(float(context.cost[column]), _COST_FLOOR))
+            self.cost.observe(slot, np.array([self.config.cost_prior]),
+                              min(max(ratio, -_MAX_LOG_RATIO), _MAX_LOG_RATIO))
+
+    # -- state ------------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to resume, as JSON-like data (lists of floats)."""
+        return {
+            "version": STATE_VERSION,
+            "config": asdict(self.config),
+            "projection": self.projection.to_state(),
+            "models": list(self.models),
+            "quality": self.quality.to_state(),
+            "shared": self.shared.to_state(),
+            "cost": self.cost.to_state(),
+            "tokens": self.tokens,
+            "decisions": self.decisions,
+            "explorations": self.explorations,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> OnlineLearner:
+        """The learner ``to_state`` saved (a ValueError if the data do not fit together)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"learner state version {state.get('version')!r} is not "
+                             f"{STATE_VERSION}")
+        config = LearnerConfig.from_dict(state["config"])
+        projection = PromptProjection.from_state(state["projection"])
+        learner = cls(state["models"], projection.input_dim, config, projection)
+        learner.quality.load_state(state["quality"])
+        learner.shared.load_state(state["shared"])
+        learner.cost.load_state(state["cost"])
+        if len(learner.quality) != len(learner.models) or len(learner.cost) != len(
+                learner.models):
+            raise ValueError("learner state covers a different number of models")
+        learner.tokens = float(state["tokens"])
+        learner.decisions = int(state["decisions"])
+        learner.explorations = int(state["explorations"])
+        return learner

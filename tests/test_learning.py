@@ -1,0 +1,184 @@
+"""The online learner on synthetic streams whose truth is known: what it must learn, what it
+must never do (choose an ineligible model, explore beyond its share), and that its state
+survives a JSON round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from switchman.estimates import Estimates
+from switchman.learning.config import LearnerConfig
+from switchman.learning.context import Context
+from switchman.learning.learner import OnlineLearner
+from switchman.learning.replay import ReplaySettings, StreamOutcomes, replay
+
+MODELS = ("a", "b", "c")
+DIM = 8  # embedding size of the synthetic prompts
+
+
+def _prompts(n: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, DIM))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _estimates(n: int, quality: tuple[float, ...], cost: tuple[float, ...]) -> Estimates:
+    return Estimates(MODELS, np.tile(quality, (n, 1)), np.tile(cost, (n, 1)))
+
+
+def _learner(**settings: object) -> OnlineLearner:
+    return OnlineLearner(MODELS, DIM, LearnerConfig(**settings))
+
+
+def test_with_no_feedback_it_is_the_offline_router() -> None:
+    learner = _learner()
+    context = learner.context(_prompts(1)[0], _estimates(1, (0.5, 0.7, 0.6), (1.0, 1.0, 1.0)))
+    beliefs = learner.posterior(context)
+    np.testing.assert_allclose(beliefs.quality, [0.5, 0.7, 0.6])
+    np.testing.assert_allclose(beliefs.cost, [1.0, 1.0, 1.0])
+    decision = learner.decide(context, cost_weight=0.0, explore=False)
+    assert decision.model == "b" and not decision.explored
+
+
+def test_it_learns_a_bias_the_router_missed() -> None:
+    """The router rates a at 0.5 but it answers 90% right: the learner finds out and switches."""
+    n = 400
+    rng = np.random.default_rng(1)
+    estimates = _estimates(n, (0.5, 0.7, 0.3), (1e-3, 1e-3, 1e-3))
+    truth = np.column_stack([rng.random(n) < 0.9, rng.random(n) < 0.7, rng.random(n) < 0.3])
+    learner = _learner()
+    contexts = learner.contexts(_prompts(n), estimates)
+    for context, outcome in zip(contexts[:300], truth[:300], strict=True):
+        learner.update("a", context, float(outcome[0]), 1e-3)  # feedback on a, as if chosen
+    believed = np.mean([learner.posterior(c).quality[0] for c in contexts[300:]])
+    assert abs(believed - 0.9) < 0.08
+    assert {learner.decide(c, 0.0, explore=False).model for c in contexts[300:]} == {"a"}
+
+
+def test_it_adapts_when_the_best_model_breaks() -> None:
+    n, start = 600, 300
+    rng = np.random.default_rng(2)
+    quality = np.column_stack([rng.random(n) < 0.9, rng.random(n) < 0.7,
+                               rng.random(n) < 0.5]).astype(float)
+    quality[start:, 0] = 0.0  # a breaks half-way
+    cost = np.full((n, 3), 1e-3)
+    estimates = _estimates(n, (0.9, 0.7, 0.5), (1e-3, 1e-3, 1e-3))
+    result = replay(estimates, StreamOutcomes(MODELS, quality, cost), ReplaySettings(),
+                    _learner(), _prompts(n))
+    offline = replay(estimates, StreamOutcomes(MODELS, quality, cost), ReplaySettings())
+    assert (offline.choice[start:] == 0).all()  # the offline router never notices
+    assert (result.choice[start + 50:] == 0).mean() < 0.05  # the learner moved away
+    assert result.quality[start + 50:].mean() > 0.6
+
+
+def test_it_learns_a_price_change() -> None:
+    learner = _learner()
+    estimates = _estimates(50, (0.8, 0.7, 0.5), (1e-3, 1e-4, 1e-4))
+    contexts = learner.contexts(_prompts(50), estimates)
+    for context in contexts[:40]:
+        learner.update("a", context, None, 1e-2)  # a bill without a score: 10x the estimate
+    assert learner.posterior(contexts[45]).cost[0] == pytest.approx(1e-2, rel=0.35)
+
+
+def test_it_only_ever_chooses_eligible_models() -> None:
+    learner = _learner(max_explore_share=1.0)
+    learner.add_model("new", uncertainty=20.0)  # very uncertain: optimism would pick it
+    models = (*MODELS, "new")
+    eligible = np.array([True, False, True, False])
+    prompts = _prompts(300)
+    for step in range(300):
+        context = Context(models, learner.projection(prompts[step]),
+                          np.array([0.5, 0.9, 0.4, 0.6]), np.full(4, 1e-3))
+        decision = learner.decide(context, 1.0, eligible)
+        assert eligible[decision.index]
+        learner.update(decision.model, context, 1.0, 1e-3)
+    none = learner.decide(context, 1.0, np.zeros(4, dtype=bool))
+    assert none.index == -1 and none.model is None
+
+
+def test_exploration_stays_within_its_share() -> None:
+    share, burst, n = 0.1, 3.0, 2000
+    learner = _learner(max_explore_share=share, explore_burst=burst)
+    learner.add_model("new", uncertainty=20.0)
+    models = (*MODELS, "new")
+    prompts = _prompts(n)
+    explored = []
+    for step in range(n):  # no feedback ever: the new model stays uncertain
+        context = Context(models, learner.projection(prompts[step]),
+                          np.array([0.9, 0.5, 0.4, 0.6]), np.full(4, 1e-3))
+        explored.append(learner.decide(context, 0.0).explored)
+    explored = np.array(explored)
+    assert explored.any()
+    for window in (100, 500, n):  # every window: at most share * n + burst
+        counts = np.convolve(explored, np.ones(window), mode="valid")
+        assert counts.max() <= share * window + burst
+
+
+def test_exploration_can_be_switched_off() -> None:
+    models = (*MODELS, "new")
+    for learner, per_request in ((_learner(explore=False), True), (_learner(), False)):
+        learner.add_model("new", uncertainty=20.0)
+        context = Context(models, learner.projection(_prompts(1)[0]),
+                          np.array([0.9, 0.5, 0.4, 0.6]), np.full(4, 1e-3))
+        decisions = [learner.decide(context, 0.0, explore=per_request) for _ in range(50)]
+        assert {d.model for d in decisions} == {"a"}
+        assert not any(d.explored for d in decisions)
+
+
+def test_a_new_model_is_explored_until_its_uncertainty_is_small() -> None:
+    learner = _learner(max_explore_share=0.2)
+    learner.add_model("new", uncertainty=5.0)
+    models = (*MODELS, "new")
+    rng = np.random.default_rng(3)
+    prompts = _prompts(1500)
+    chosen_new, spread = [], []
+    for step in range(1500):
+        context = Context(models, learner.projection(prompts[step]),
+                          np.array([0.8, 0.5, 0.4, 0.75]), np.full(4, 1e-3))
+        spread.append(learner.posterior(context).quality_std[3])
+        decision = learner.decide(context, 0.0)
+        chosen_new.append(decision.model == "new")
+        truth = {"a": 0.8, "b": 0.5, "c": 0.4, "new": 0.6}[decision.model]
+        learner.update(decision.model, context, float(rng.random() < truth), 1e-3)
+    chosen_new = np.array(chosen_new)
+    assert chosen_new[:300].sum() >= 5  # it was tried
+    assert min(spread) < 0.75 * spread[0]  # until its own outcomes narrowed it enough to tell
+    assert chosen_new[-500:].mean() < 0.02  # and then, worse than a, given up
+
+
+def test_the_state_round_trips_through_json() -> None:
+    rng = np.random.default_rng(4)
+    learner = _learner()
+    estimates = Estimates(MODELS, rng.random((80, 3)), rng.random((80, 3)) * 1e-3)
+    contexts = learner.contexts(_prompts(80), estimates)
+    for context in contexts[:60]:
+        decision = learner.decide(context, 10.0)
+        learner.update(decision.model, context, float(rng.random() < 0.6),
+                       float(rng.random() * 1e-3))
+    state = json.loads(json.dumps(learner.to_state()))
+    restored = OnlineLearner.from_state(state)
+    for context in contexts[60:]:
+        a, b = learner.posterior(context), restored.posterior(context)
+        np.testing.assert_allclose(a.quality, b.quality)
+        np.testing.assert_allclose(a.quality_std, b.quality_std)
+        np.testing.assert_allclose(a.cost, b.cost)
+        assert learner.decide(context, 10.0).index == restored.decide(context, 10.0).index
+    kept = Context.from_state(json.loads(json.dumps(contexts[0].to_state())))
+    np.testing.assert_allclose(kept.prompt, contexts[0].prompt)
+    with pytest.raises(ValueError):
+        OnlineLearner.from_state({**state, "version": 99})
+    with pytest.raises(ValueError):
+        OnlineLearner.from_state({**state, "quality": {**state["quality"], "mean": [[0.0]]}})
+
+
+def test_a_replay_reads_only_the_chosen_models_outcomes() -> None:
+    n = 200
+    rng = np.random.default_rng(5)
+    outcomes = StreamOutcomes(MODELS, rng.random((n, 3)), rng.random((n, 3)) * 1e-3)
+    estimates = Estimates(MODELS, rng.random((n, 3)), rng.random((n, 3)) * 1e-3)
+    result = replay(estimates, outcomes, ReplaySettings(cost_weight=10.0, feedback_rate=0.3,
+                                                        seed=1), _learner(), _prompts(n))
+    assert outcomes.reads == [(step, int(result.choice[step])) for step in range(n)]
+    assert 0.2 < result.feedback.mean() < 0.4
