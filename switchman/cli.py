@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from switchman import __version__
+from switchman.learning.commands import register as register_replay
 
 log = logging.getLogger("switchman")
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         log.debug("gateway commands unavailable", exc_info=True)
     else:
         register(commands)
+    register_replay(commands)
     return parser
 
 
