@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchman.estimators.base import Features, QualityEstimator
+from switchman.estimators.base import QualityEstimator
 from switchman.estimators.cluster import ClusterEstimator
 from switchman.estimators.knn import KNNEstimator
 from switchman.estimators.linear import LinearEstimator
@@ -68,5 +68,5 @@ def estimator_from_params(kind: str, params: dict[str, Any]) -> QualityEstimator
     return FAMILIES[kind](**params)
 
 
-__all__ = ["FAMILIES", "Features", "QualityEstimator", "ROUTER_NAMES", "default_estimator",
+__all__ = ["FAMILIES", "QualityEstimator", "ROUTER_NAMES", "default_estimator",
            "estimator_from_params", "make_estimator"]

@@ -123,7 +123,8 @@ def test_router_trained_by_switchman_serves_through_config(base_config: dict, tm
     from gateway_upstream import ServerThread
 
     from switchman.config import parse_config
-    from switchman.estimators import Features, make_estimator
+    from switchman.estimators import make_estimator
+    from switchman.features import Features
     from switchman.gateway.app import create_app
     from switchman.gateway.execute.local import free_port
     from switchman.gateway.route.routing import INLINE_MAX_CHARS
