@@ -80,6 +80,15 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
     examined = examine(args.config or os.environ.get("SWITCHMAN_CONFIG"), args.host, args.port)
     findings, config = examined.findings, examined.config
+    listen_fd = os.environ.get(_LISTEN_FD)
+    if listen_fd is not None:  # a worker: the parent holds the port it was handed
+        findings.busy = [b for b in findings.busy if not b.startswith("server.port")]
+    if args.workers < 1:
+        findings.problems.append(f"--workers {args.workers}: at least 1")
+    elif config is not None and args.workers > 1 and config.local:
+        findings.problems.append("--workers > 1 with local models: each worker would start "
+                                 "its own llama.cpp servers on the same ports; run them "
+                                 "apart or use one worker")
     if config is None or findings.problems or findings.busy:
         _refuse(examined.source, [*findings.problems, *findings.busy], findings.warnings)
         return 2
@@ -87,12 +96,15 @@ def serve(args: argparse.Namespace) -> int:
         logger.warning("%s", note)
     host = args.host or config.server.host
     port = args.port or config.server.port
+    if args.workers > 1:
+        return _serve_workers(args, host, port)
     app = create_app(config, scorers=findings.scorers)
     if not _start_local_models(app, examined.source):
         return 2
     _collect_garbage_less_often()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", **server_options(config))
+        where = {"fd": int(listen_fd)} if listen_fd is not None else {"host": host, "port": port}
+        uvicorn.run(app, log_level="info", **where, **server_options(config))
     finally:
         _stop_local_models(app)  # already stopped by the lifespan unless uvicorn never ran it
     return 0
@@ -206,6 +218,44 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Set for a worker of ``serve --workers N``: the listening socket its parent bound.
+_LISTEN_FD = "SWITCHMAN_LISTEN_FD"
+
+
+def _serve_workers(args: argparse.Namespace, host: str, port: int) -> int:
+    """``serve --workers N``: bind the port once, run N ``serve`` processes accepting on
+    that one socket (the kernel hands each connection to one of them), and stop them all
+    on SIGINT/SIGTERM. One Python process uses one core at most; N of them share the
+    port's load. They share breakers, stickiness, response ids and budgets only through
+    ``state: {url: redis://...}``; in-flight limits stay per process."""
+    import signal
+    import socket
+    import subprocess
+
+    sock = socket.create_server((host, port), backlog=2048,
+                                family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.set_inheritable(True)
+    cmd = [sys.executable, "-m", "switchman.gateway", "serve", "--workers", "1",
+           "--host", host, "--port", str(port)] + (["--config", args.config] if args.config
+                                                  else [])
+    env = {**os.environ, _LISTEN_FD: str(sock.fileno())}
+    children = [subprocess.Popen(cmd, env=env, pass_fds=(sock.fileno(),))
+                for _ in range(args.workers)]
+    logger.info("switchman: %d workers on %s:%d (pids %s)", args.workers, host, port,
+                " ".join(str(c.pid) for c in children))
+
+    def stop(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [child.wait() for child in children]
+    sock.close()
+    return max(codes, key=abs)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``serve``, ``config check``, ``spend`` and ``status`` to the main CLI."""
     p = subparsers.add_parser("serve", help="run the OpenAI-compatible gateway")
@@ -213,6 +263,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the local model plus hosted models whose API keys are set)")
     p.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="listen port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving the one port (default 1; one core each; share "
+                        "state through state.url, see docs/gateway.md)")
     p.set_defaults(func=serve)
 
     p = subparsers.add_parser("config", help="work with configuration files")
