@@ -117,13 +117,17 @@ class BudgetLedger:
             for kind in ("committed", "spent"):
                 self._store.add_amount(_SPACE, self._key(budget, kind)[0], cost)
 
+    def spent(self, budget: BudgetConfig) -> float:
+        """Measured spend of ``budget`` this period."""
+        return self._store.add_amount(_SPACE, self._key(budget, "spent")[0], 0.0) or 0.0
+
     def status(self) -> list[dict[str, float | str | None]]:
         """Per budget: its limit, measured spend and open reservations this period."""
         rows = []
         for budget in self.budgets:
             committed_key, resets_at = self._key(budget, "committed")
             committed = self._store.add_amount(_SPACE, committed_key, 0.0) or 0.0
-            spent = self._store.add_amount(_SPACE, self._key(budget, "spent")[0], 0.0) or 0.0
+            spent = self.spent(budget)
             rows.append({"name": budget.name, "usd": budget.usd, "period": budget.period,
                          "spent_usd": spent, "reserved_usd": max(0.0, committed - spent),
                          "resets_at": resets_at})

@@ -143,7 +143,7 @@ class DecisionLog:
         self._bytes_lock = threading.Lock()
         self.prompts_dropped = 0
         self._queue: queue.Queue = queue.Queue(max_queue)
-        #: Recent response ids -> the caller's key id ("" for none): ``knows`` without disk.
+        #: Recent response ids -> the caller's key id ("" for none): ``owner`` without disk.
         self._recent: StateStore = LocalStore() if store is None else store
         self._recent.bound(_RECENT, recent)
         self.dropped = 0
@@ -207,10 +207,6 @@ class DecisionLog:
         finally:
             conn.close()
         return None if row is None else row[0] or ""
-
-    def knows(self, request_id: str) -> bool:
-        """Whether a response id was served."""
-        return self.owner(request_id) is not None
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything queued so far is on disk (tests, shutdown)."""

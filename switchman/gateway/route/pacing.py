@@ -57,8 +57,7 @@ class Pacing:
         now = self._clock()
         _, resets_at = period_bounds(budget.period, now)
         remaining = self._rates[budget.name].tick(now) * max((resets_at or now) - now, 0.0)
-        spent = next(s["spent_usd"] for s in self._ledger.status() if s["name"] == budget.name)
-        return float(spent or 0.0), remaining
+        return self._ledger.spent(budget), remaining
 
     def weight(self, budgets: Sequence[BudgetConfig], own: float) -> tuple[float, list]:
         """The paced cost weight for a request covered by ``budgets`` (at least ``own``),
