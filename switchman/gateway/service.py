@@ -24,15 +24,13 @@ from switchman.gateway.execute.budget_gate import BudgetGate
 from switchman.gateway.execute.executor import Executor
 from switchman.gateway.execute.guards import InFlight, ModelGuard, build_guards
 from switchman.gateway.execute.local import LocalModelServer
-from switchman.gateway.execute.providers.anthropic import AnthropicProvider
-from switchman.gateway.execute.providers.base import Provider
-from switchman.gateway.execute.providers.openai_compat import OpenAICompatProvider
+from switchman.gateway.execute.providers.registry import build_providers
 from switchman.gateway.execute.providers.transport import Transport
 from switchman.gateway.record.accounting import logged_spend
 from switchman.gateway.record.decision_log import DecisionLog
 from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.record.settle import Settler
-from switchman.gateway.route.live_learning import LiveLearner, recalled
+from switchman.gateway.route.live_learning import PUBLISH_INTERVAL_S, LiveLearner, recalled
 from switchman.gateway.route.routing import RouterEntry, RoutingTable
 from switchman.gateway.route.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
 from switchman.gateway.route.sticky import ConversationMemory
@@ -98,6 +96,7 @@ class Gateway:
         self.log: DecisionLog
         self.settler: Settler
         self.started_at = 0.0
+        self._sharing: asyncio.Task[None] | None = None
 
     def start_local_models(self) -> None:
         """Start the ``local:`` llama.cpp processes not started yet (blocks until they serve).
@@ -119,11 +118,7 @@ class Gateway:
         await self.transport.start()
         self.guards = build_guards(cfg, self.models.values(), self.store, self._circuit_changed)
         timeouts = {name: guard.timeouts for name, guard in self.guards.items()}
-        providers: dict[str, Provider] = {}
-        for kind, cls in (("openai", OpenAICompatProvider), ("anthropic", AnthropicProvider)):
-            members = [m for m in self.models.values() if m.provider == kind]
-            if members:
-                providers[kind] = cls(self.transport, members, timeouts)
+        providers = build_providers(self.transport, self.models.values(), timeouts)
         routers = {}
         for rc in cfg.routers:
             scorer = self._scorers.get(rc.name) or await asyncio.to_thread(load_scorer, rc, cfg)
@@ -148,6 +143,8 @@ class Gateway:
         self.settler = Settler(self.metrics, self.log, self.memory.put, cfg.log.store_prompts,
                                self.ledger if cfg.budgets else None)
         self.started_at = time.time()
+        if self.learners():
+            self._sharing = asyncio.create_task(self._share_learned())
         logger.info("switchman gateway ready: %d models, routers %s, decision log %s",
                     len(self.models), ", ".join(routers), self.log.path)
 
@@ -159,6 +156,15 @@ class Gateway:
         snapshot = self.config.log.resolved_path().with_suffix(".learners.json")
         return LiveLearner(rc.name, scorer.models, int(embeddings.shape[1]), config,
                            self.store, snapshot)
+
+    async def _share_learned(self) -> None:
+        """Publish what the learners learned from bills and late scores, on a steady beat
+        (a learner writes its state at most every ``PUBLISH_INTERVAL_S`` by itself, so the
+        last observations of a burst would otherwise wait for the next one)."""
+        while True:
+            await asyncio.sleep(PUBLISH_INTERVAL_S)
+            for learner in self.learners().values():
+                learner.flush()
 
     def learners(self) -> dict[str, LiveLearner]:
         return {name: entry.learner for name, entry in self.routing.routers.items()
@@ -178,8 +184,10 @@ class Gateway:
         return True
 
     async def stop(self) -> None:
+        if self._sharing is not None:
+            self._sharing.cancel()
         for learner in self.learners().values() if hasattr(self, "routing") else ():
-            await asyncio.to_thread(learner.save)
+            await asyncio.to_thread(learner.flush, True)
         await self.transport.close()
         if hasattr(self, "log"):
             await asyncio.to_thread(self.log.close)

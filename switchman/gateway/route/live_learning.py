@@ -10,21 +10,26 @@ The learner itself (:class:`switchman.learning.learner.OnlineLearner`) is the on
   (bounded) under its response id, so that feedback arriving long after, on any replica,
   can be learned from;
 * **learning**: the measured cost of every answer, the score of every rated one;
-* **sharing and surviving**: after learning, the state is written to the store with a
-  version number; other replicas load a newer version before deciding (checked at most every
-  ``SYNC_INTERVAL_S``). A snapshot file beside the decision log keeps it across restarts of
-  a gateway without Redis. Two replicas learning within the same instant may lose one of
-  the two updates (the later write wins); feedback is rare next to decisions, so that costs
-  a single observation now and then, never the state.
+* **sharing and surviving**: learning is immediate, sharing is batched. Writing the whole
+  state costs milliseconds (far more than the observation it adds), so it is written to the
+  store, with a version number, at most every ``PUBLISH_INTERVAL_S`` (the gateway flushes
+  what is left on that beat and at shutdown), and to a snapshot file beside the decision log
+  (which keeps it across restarts of a gateway without Redis) at most every
+  ``SNAPSHOT_INTERVAL_S``. Other replicas load a newer version before deciding (checked at
+  most every ``SYNC_INTERVAL_S``); observations of this replica's that the loaded state does
+  not hold yet are replayed onto it, so loading another's state loses none of them. Two
+  replicas publishing within the same instant may still lose one's latest observations (the
+  later write wins): a few observations now and then, never the state.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -42,6 +47,23 @@ _CONTEXTS, _STATE, _VERSION = "learn_contexts", "learner_state", "learner_versio
 MAX_CONTEXTS = 100_000
 #: A replica looks for another's newer learner state at most this often.
 SYNC_INTERVAL_S = 0.25
+#: Learned state is written to the store at most this often, and to the snapshot file at
+#: most every SNAPSHOT_INTERVAL_S (both again at shutdown).
+PUBLISH_INTERVAL_S = 0.1
+SNAPSHOT_INTERVAL_S = 2.0
+#: Observations kept for replay onto another replica's state at most (a store that stays
+#: unreachable would otherwise grow the list without end).
+MAX_UNSHARED = 10_000
+
+
+@dataclass(frozen=True)
+class _Observation:
+    """One outcome learned here and not yet in the shared state."""
+
+    model: str
+    context: Context
+    quality: float | None
+    cost: float | None
 
 
 class LiveLearner:
@@ -53,7 +75,8 @@ class LiveLearner:
         self._store = store
         self._snapshot = snapshot
         self._version = 0
-        self._synced_at = 0.0
+        self._synced_at = self._published_at = self._saved_at = 0.0
+        self._unshared: list[_Observation] = []
         self.learner = self._restored(embedding_dim) or OnlineLearner(models, embedding_dim,
                                                                       config)
         store.bound(_CONTEXTS, MAX_CONTEXTS)
@@ -79,7 +102,7 @@ class LiveLearner:
 
     def sync(self) -> None:
         """Load another replica's newer state, if there is one (throttled)."""
-        now = time.monotonic()
+        now = monotonic()
         if now - self._synced_at < SYNC_INTERVAL_S:
             return
         self._synced_at = now
@@ -89,6 +112,8 @@ class LiveLearner:
                 state = self._store.get(_STATE, self.name)
                 if state is not None:
                     self.learner = OnlineLearner.from_state(state)
+                    for seen in self._unshared:  # learned here since our last publish
+                        self._update(seen)
                 self._version = version
         except StoreUnavailable:
             pass  # keep learning locally; the store's outage is logged by the store
@@ -118,24 +143,41 @@ class LiveLearner:
         except StoreUnavailable as exc:
             logger.warning("router %s: context of %s not kept (%s)", self.name, response_id, exc)
         if model in context.models:
-            self.learner.update(model, context, cost=cost)
+            self._learn(_Observation(model, context, None, cost))
 
     def learn_score(self, model: str, context: Context, score: float) -> None:
-        """Learn from a response's score, and share the result."""
+        """Learn from a response's score (shared within ``PUBLISH_INTERVAL_S``)."""
         self.sync()
-        self.learner.update(model, context, quality=score)
-        self.publish()
+        self._learn(_Observation(model, context, score, None))
+        self.flush()
+
+    def _learn(self, seen: _Observation) -> None:
+        self._update(seen)
+        if len(self._unshared) < MAX_UNSHARED:
+            self._unshared.append(seen)
+
+    def _update(self, seen: _Observation) -> None:
+        self.learner.update(seen.model, seen.context, quality=seen.quality, cost=seen.cost)
+
+    def flush(self, force: bool = False) -> None:
+        """Share what was learned since the last write, if it is time (or ``force``)."""
+        now = monotonic()
+        if self._unshared and (force or now - self._published_at >= PUBLISH_INTERVAL_S):
+            self.publish()
+        if self._snapshot is not None and self._saved_at < self._published_at and (
+                force or now - self._saved_at >= SNAPSHOT_INTERVAL_S):
+            self.save()
 
     def publish(self) -> None:
         """Write the state where other replicas, and a restart, will find it."""
         state = self.learner.to_state()
+        self._unshared.clear()
+        self._published_at = monotonic()
         try:
             self._store.put(_STATE, self.name, state)
             self._version = self._store.add(_VERSION, self.name, 1)
         except StoreUnavailable as exc:
             logger.warning("router %s: learner state not shared (%s)", self.name, exc)
-        if self._snapshot is not None:
-            self.save()
 
     def save(self) -> None:
         """The snapshot file, with this router's state replaced (others' kept)."""
@@ -147,6 +189,7 @@ class LiveLearner:
         tmp = self._snapshot.with_suffix(".tmp")
         tmp.write_text(json.dumps(saved))
         tmp.replace(self._snapshot)
+        self._saved_at = monotonic()
 
 
 def recalled(store: StateStore, response_id: str) -> tuple[str, str, Context] | None:
