@@ -4,8 +4,10 @@ Enforcement (the ledger's reservations) guarantees a budget is never exceeded; p
 it last. Per budget with a period, a :class:`switchman.budgets.BudgetPacer` (the dual
 pacing ``switchman replay`` measures) plans on the requests the period still holds:
 seconds left times the recent request rate (an exponentially weighted count). A routed
-request's cost weight is the largest of its own and its budgets' paced weights; its
-expected cost is fed back after the decision. A ``total`` budget has no period to spread
+request's cost weight is the largest of its own and its budgets' paced weights; after the
+decision, its chosen model's expected cost and its per-model estimates are fed back, and
+each pacer solves the weight that would have kept its recent requests at the spend rate
+the rest of the period allows. A ``total`` budget has no period to spread
 over, so it is enforced but not paced. Pacers are this process's own; the spend they read
 is the shared ledger's.
 """
@@ -16,6 +18,8 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from switchman.budgets import BudgetPacer
 from switchman.config.budgets import BudgetConfig
@@ -77,7 +81,10 @@ class Pacing:
         return own, plans
 
     @staticmethod
-    def record(plans: list, expected_cost: float) -> None:
-        """Feed the chosen model's expected cost back to the pacers that weighed in."""
+    def record(plans: list, expected_cost: float, quality: np.ndarray, cost: np.ndarray,
+               eligible: np.ndarray) -> None:
+        """Feed the chosen model's expected cost back to the pacers that weighed in, with
+        the request's per-model estimates and eligibility: a pacer solves its weight on
+        recent requests' estimates (as ``switchman replay`` does) instead of stepping it."""
         for pacer, spent, remaining in plans:
-            pacer.record_spend(expected_cost, spent, remaining)
+            pacer.record_spend(expected_cost, spent, remaining, quality, cost, eligible)

@@ -195,7 +195,7 @@ class RoutingTable:
         costs = {name: float(est.cost[0, j]) for j, name in enumerate(est.models)
                  if name in order}
         if paced:
-            Pacing.record(paced, costs[order[0]])
+            Pacing.record(paced, costs[order[0]], est.quality[0], est.cost[0], mask[0])
         reason, kind = f"best utility at cost_weight={weight:g}", "utility"
         if explored:
             reason, kind = f"exploring (online learning) at cost_weight={weight:g}", "explore"
