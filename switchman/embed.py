@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from switchman.embed_build import build_minilm_int8
+from switchman.progress import stage
 
 logger = logging.getLogger(__name__)
 
@@ -45,24 +46,13 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray: ...
 
 
-class _NoProgress:
-    """Stands in for a tqdm bar where none is shown."""
-
-    def update(self, n: int) -> None:
-        """Nothing to show."""
-
-
 def progress_bar(total: int, show_progress: bool) -> contextlib.AbstractContextManager[Any]:
-    """A tqdm bar over ``total`` texts on long runs asked to show one, else a silent one.
+    """The "embedding" stage's bar (``switchman.progress``) on long runs asked to show one.
 
     Even a disabled tqdm costs ~15 us to create and close, a tenth of routing one prompt,
-    so the gateway's one-prompt calls get a plain object instead.
+    so the gateway's one-prompt calls get the silent stand-in instead.
     """
-    if not (show_progress and total > 1000):
-        return contextlib.nullcontext(_NoProgress())
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="embedding", unit="text")
+    return stage("embedding", total, unit="text", show=show_progress and total > 1000)
 
 
 def default_cache_dir() -> Path:

@@ -33,12 +33,13 @@ from threadpoolctl import ThreadpoolController
 
 from switchman import policy
 from switchman.cost import CostModel
-from switchman.data import to_matrices
+from switchman.data import OutcomeMatrices, to_matrices
 from switchman.embed import Encoder
 from switchman.encoders import default_encoder, encoder_by_name
 from switchman.estimates import Estimates
 from switchman.estimators import QualityEstimator, estimator_from_params, make_estimator
 from switchman.estimators.base import RoutingCosts, sub_state
+from switchman.eval.training_log import describe_fit
 from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
 from switchman.profiles import (
@@ -115,6 +116,12 @@ class Router:
         classifies = self.estimator.reads_tasks() and task_codes(matrices.tasks) is not None
         features = featurize(matrices.prompts, self._encoder(), lexical=classifies,
                              show_progress=show_progress)
+        return self.fit_matrices(features, matrices, prices)
+
+    def fit_matrices(self, features: Features, matrices: OutcomeMatrices,
+                     prices: Mapping[str, tuple[float, float]] | None = None) -> Router:
+        """Train on a table's matrices and its prompts' features, made once by a caller that
+        trains several routers (``switchman eval``); the same router ``fit`` would train."""
         return self.fit_features(features, matrices.models, matrices.quality, matrices.cost,
                                  matrices.input_tokens, matrices.output_tokens, prices,
                                  tasks=matrices.tasks, prompt_ids=matrices.prompt_ids,
@@ -156,6 +163,10 @@ class Router:
                 predicted = self.estimator.predict(features)
             self.default_cost_weight_ = self._iso_quality_weight(predicted, decision_cost,
                                                                  quality)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s", describe_fit(Estimates(self.models_, predicted, decision_cost),
+                                            quality, cost, self.default_cost_weight_,
+                                            out_of_fold=self.estimator.oof_quality_ is not None))
         return self
 
     def _keep_cost_mode(self, decision_costs: dict[str, np.ndarray]) -> np.ndarray:

@@ -159,9 +159,18 @@ def test_table_built_once_and_reused_without_torch(encoder: StaticMiniLMEncoder,
                          [(1500, True, True), (1500, False, False), (20, True, False)])
 def test_progress_bar_only_on_long_runs_that_ask(encoder: StaticMiniLMEncoder,
                                                  capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch,
                                                  n_texts: int, show: bool, shown: bool) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on terminals only
     texts = [f"question number {i} about chemistry" for i in range(n_texts)]
     out = encoder.encode(texts, show_progress=show)
     assert out.shape == (n_texts, 384)
     err = capsys.readouterr().err
     assert ("embedding" in err and f"{n_texts}/{n_texts}" in err) == shown
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(encoder: StaticMiniLMEncoder,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    texts = [f"question number {i} about physics" for i in range(1500)]
+    encoder.encode(texts, show_progress=True)
+    assert capsys.readouterr().err == ""

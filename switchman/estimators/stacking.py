@@ -19,6 +19,7 @@ from switchman.estimators.base import QualityEstimator, RoutingCosts, sub_state
 from switchman.eval import metrics
 from switchman.eval.sweep import sweep_picks, sweep_points
 from switchman.features import Features
+from switchman.progress import stage
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +78,43 @@ class StackingEstimator(QualityEstimator):
         if costs is None:
             self.selected_ = "blend"
         else:
-            decisions = costs.predicted or (costs.observed,)
-            by_decision = {name: [routing_score(self._blend(oof, *wb), costs.observed,
-                                                quality, decision_cost=seen)
-                                  for seen in decisions]
-                           for name, wb in candidates.items()}
+            by_decision = self._score_candidates(oof, candidates, quality, costs)
             scores = {name: max(s) for name, s in by_decision.items()}
             self.selected_ = max(scores, key=scores.__getitem__)
             if costs.predicted:
                 self.cost_choice_ = int(np.argmax(by_decision[self.selected_]))  # ties: first
-            log.info("stacking: out-of-fold routing scores %s; selected %s (per decision "
-                     "cost %s)", {k: round(v, 4) for k, v in scores.items()}, self.selected_,
-                     [round(v, 4) for v in by_decision[self.selected_]])
+            log.info("stacking: out-of-fold routing score of each way to combine the "
+                     "families (AIQ of its quality-cost curve on prompts the families did "
+                     "not see; higher is better, and 1 is taken off a curve that never "
+                     "reaches the best single model's quality): %s; kept %r",
+                     {k: round(v, 4) for k, v in scores.items()}, self.selected_)
         self.weights_, self.intercept_ = candidates[self.selected_]
         self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
-        for b in self._used():
-            self.bases[b].fit(features, quality, costs)
+        used = self._used()
+        with stage("final fit", len(used), unit="family") as bar:
+            for b in used:
+                bar.set_postfix_str(f"{b}:{self.bases[b].kind}")
+                self.bases[b].fit(features, quality, costs)
+                bar.update(1)
         return self
+
+    def _score_candidates(self, oof: np.ndarray,
+                          candidates: dict[str, tuple[np.ndarray, np.ndarray]],
+                          quality: np.ndarray, costs: RoutingCosts) -> dict[str, list[float]]:
+        """Each candidate's out-of-fold routing score with each of the router's cost
+        predictors (the observed costs when it has none)."""
+        decisions = costs.predicted or (costs.observed,)
+        scores: dict[str, list[float]] = {}
+        with stage("choosing the blend", len(candidates) * len(decisions),
+                   unit="sweep") as bar:
+            for name, wb in candidates.items():
+                blended = self._blend(oof, *wb)
+                scores[name] = []
+                for seen in decisions:
+                    scores[name].append(routing_score(blended, costs.observed, quality,
+                                                      decision_cost=seen))
+                    bar.update(1)
+        return scores
 
     def _used(self) -> np.ndarray:
         """Bases the selected combination gives weight; the others are neither fitted nor run."""
@@ -128,11 +149,13 @@ class StackingEstimator(QualityEstimator):
 
         oof = np.zeros((len(self.bases), *quality.shape))
         folds = KFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
-        for train_idx, held_idx in folds.split(features.embeddings):
-            train, held = features.rows(train_idx), features.rows(held_idx)
-            for b, base in enumerate(self.bases):
-                base.fit(train, quality[train_idx])
-                oof[b, held_idx] = base.predict(held)
+        splits = list(folds.split(features.embeddings))
+        for b, base in enumerate(self.bases):  # family by family: one progress bar each
+            with stage(f"out-of-fold {b}:{base.kind}", len(splits), unit="fold") as bar:
+                for train_idx, held_idx in splits:
+                    base.fit(features.rows(train_idx), quality[train_idx])
+                    oof[b, held_idx] = base.predict(features.rows(held_idx))
+                    bar.update(1)
         return oof
 
     @staticmethod

@@ -94,11 +94,17 @@ def format_table(summary: Mapping) -> str:
         base_rows.append(["oracle", f"{oracle['quality']:.4f}", f"{oracle['cost']:.3g}"])
     if base_rows:
         parts.append(_text_table(["baseline", "quality", "$/prompt"], base_rows))
+    serve = summary.get("serve")
+    if serve:
+        parts.append(_text_table(["serve point", "cost weight", "quality", "$/prompt"],
+                                 [[name, f"{row['cost_weight']:.4g}", f"{row['quality']:.4f}",
+                                   f"{row['cost']:.3g}"] for name, row in serve.items()]))
     return "\n\n".join(parts) + "\n"
 
 
 def _plot(curves: Mapping[str, Sequence[Point]], singles: Mapping[str, Point],
-          oracle: Point, path: Path, title: str) -> None:
+          oracle: Point, path: Path, title: str,
+          serve: Mapping[str, Point] | None = None) -> None:
     """Draw on an explicit Agg canvas: no pyplot global state, no backend switch for callers."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -109,8 +115,12 @@ def _plot(curves: Mapping[str, Sequence[Point]], singles: Mapping[str, Point],
     for name, points in curves.items():
         pts = sorted((float(c), float(q)) for c, q in points)
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
-                    linewidth=1.5, label=name)
+            line = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
+                           linewidth=1.5, label=name)[0]
+            if serve and name in serve:
+                ax.scatter([serve[name][0]], [serve[name][1]], color=line.get_color(),
+                           edgecolor="black", marker="D", s=60, zorder=5,
+                           label=f"{name}: serve point")
     for i, (name, (c, q)) in enumerate(singles.items()):
         label = "single models" if i == 0 else None
         ax.scatter([c], [q], color="black", marker="s", s=18, zorder=3, label=label)
@@ -119,6 +129,7 @@ def _plot(curves: Mapping[str, Sequence[Point]], singles: Mapping[str, Point],
                zorder=4, label="oracle")
     costs = [c for pts in curves.values() for c, _ in pts]
     costs += [c for c, _ in singles.values()] + [oracle[0]]
+    costs += [c for c, _ in (serve or {}).values()]
     positive = [c for c in costs if c > 0]
     if positive and len(positive) == len(costs):
         ax.set_xscale("log")
@@ -174,17 +185,118 @@ def _html(summary: Mapping, singles: Mapping[str, Point], oracle: Point, title: 
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{t}</title><style>{_CSS}</style></head><body>",
         f"<h1>{t}</h1>",
-        f"<p>{n} prompts.</p>" if n is not None else "",
+        f"<p>{n} prompts.{_models_note(summary)}</p>" if n is not None else "",
         "<h2>Routers</h2>",
         _html_table(router_header, _router_rows(summary)),
         f'<p class="note">{html.escape(note)}</p>',
         "<h2>Cost and quality</h2>",
         f'<img src="{PLOT_NAME}" alt="{t}: mean quality against mean cost per prompt">',
+        *_serve_section(summary),
         "<h2>Single models</h2>",
         _html_table(["model", "mean quality", "mean $ per prompt"], model_rows),
+        *_task_section(summary),
+        *_shares_section(summary),
+        *_run_section(summary),
         "</body></html>",
         "",
     ])
+
+
+def _models_note(summary: Mapping) -> str:
+    """Where the test table and the routers' models differ: evaluated on the shared ones."""
+    evaluated = summary.get("models_evaluated", {})
+    parts = [f"{says}: {', '.join(evaluated[key])}"
+             for key, says in (("router_only", "router models not in the test table"),
+                               ("test_only", "test models unknown to the router"))
+             if evaluated.get(key)]
+    if not parts:
+        return ""
+    return html.escape(f" Routed among the {len(evaluated['models'])} models both have "
+                       f"({'; '.join(parts)}).")
+
+
+def _serve_section(summary: Mapping) -> list[str]:
+    """The point ``serve`` runs each router at: its default cost weight."""
+    serve = summary.get("serve")
+    if not serve:
+        return []
+    rows = []
+    for name, row in serve.items():
+        ratio = row.get("cost_ratio_to_best_single")
+        rows.append([name, f"{row['cost_weight']:.4g}", f"{row['quality']:.4f}",
+                     f"{row['cost']:.4g}", _fmt(ratio, "{:.3f}"),
+                     f"{row['quality_minus_best_single']:+.4f}"])
+    note = ("The serve point is the policy at the router's default cost weight, the one "
+            "`switchman serve` uses unless the configuration sets cost_weight: the cheapest "
+            "trade-off whose out-of-fold training quality matched the best single model. "
+            "It is marked on the plot with a diamond and scored apart from the sweep.")
+    return ["<h2>Serve point</h2>",
+            _html_table(["router", "cost weight", "quality", "mean $ per prompt",
+                         "cost / best single", "quality - best single"], rows),
+            f'<p class="note">{html.escape(note)}</p>']
+
+
+def _task_section(summary: Mapping) -> list[str]:
+    """Quality and cost per task of the serve points, the best single model and the oracle."""
+    rows = summary.get("by_task")
+    if not rows:
+        return []
+    labels = [k for k in rows[0] if k not in ("task", "n_prompts")]
+    header = ["task", "prompts"]
+    for label in labels:
+        header += [f"{label} quality", f"{label} $"]
+    body = [[row["task"], str(row["n_prompts"]),
+             *(cell for label in labels for cell in (f"{row[label]['quality']:.4f}",
+                                                    f"{row[label]['cost']:.4g}"))]
+            for row in rows]
+    return ["<h2>By task</h2>", _html_table(header, body)]
+
+
+def _shares_section(summary: Mapping) -> list[str]:
+    """Per router, the share of prompts each model gets at every operating point."""
+    points = summary.get("operating_points")
+    if not points:
+        return []
+    out = ["<h2>Models chosen per operating point</h2>"]
+    serve = summary.get("serve", {})
+    for name, rows in points.items():
+        models = list(rows[0]["shares"]) if rows else []
+        header = ["point", "cost weight", "quality", "mean $", *models]
+        body = [[str(r["point"]), f"{r['cost_weight']:.4g}", f"{r['quality']:.4f}",
+                 f"{r['cost']:.4g}", *(_share(r["shares"][m]) for m in models)] for r in rows]
+        if name in serve:
+            row = serve[name]
+            body.append(["serve", f"{row['cost_weight']:.4g}", f"{row['quality']:.4f}",
+                         f"{row['cost']:.4g}", *(_share(row["shares"][m]) for m in models)])
+        out += [f"<h3>{html.escape(name)}</h3>", _html_table(header, body)]
+    return out
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if value else ""
+
+
+def _run_section(summary: Mapping) -> list[str]:
+    """What the figures were made from: seed, encoder, version, files and models."""
+    run = summary.get("run")
+    if not run:
+        return []
+    rows = [[key, str(run[key])] for key in ("switchman_version", "seed", "encoder", "split",
+                                             "n_train_prompts", "n_points") if key in run]
+    files = [(role, record) for role, record in run.get("data", {}).items()]
+    if "router_dir" in run:
+        rows.append(["router directory", run["router_dir"]["path"]])
+        files += [(f"router: {name}", record)
+                  for name, record in run["router_dir"]["files"].items()]
+    evaluated = summary.get("models_evaluated", {})
+    for key, says in (("router_only", "router models not in the test table"),
+                      ("test_only", "test models unknown to the router")):
+        if evaluated.get(key):
+            rows.append([says, ", ".join(evaluated[key])])
+    file_rows = [[role, record["path"], str(record["bytes"]), record["sha256"]]
+                 for role, record in files]
+    return ["<h2>Run</h2>", _html_table(["", "value"], rows),
+            _html_table(["file", "path", "bytes", "sha256"], file_rows)]
 
 
 def write_report(summary: Mapping, curves: Mapping[str, Sequence[Point]],
@@ -199,6 +311,7 @@ def write_report(summary: Mapping, curves: Mapping[str, Sequence[Point]],
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     png, page = out / PLOT_NAME, out / HTML_NAME
-    _plot(curves, singles, oracle, png, title)
+    serve = {name: (row["cost"], row["quality"]) for name, row in summary.get("serve", {}).items()}
+    _plot(curves, singles, oracle, png, title, serve)
     page.write_text(_html(summary, singles, oracle, title), encoding="utf-8")
     return {"png": png, "html": page}

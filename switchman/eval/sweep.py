@@ -19,16 +19,27 @@ import pandas as pd
 from switchman import policy
 from switchman.estimates import Estimates
 from switchman.eval import metrics
+from switchman.progress import stage
 
 if TYPE_CHECKING:
     from switchman.data import OutcomeMatrices
 
 
-def sweep_picks(estimates: Estimates, n_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cost weights from cheapest to best quality, picks (n_points, n_prompts))."""
+def sweep_picks(estimates: Estimates, n_points: int,
+                progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(cost weights from cheapest to best quality, picks (n_points, n_prompts)).
+
+    ``progress`` names the stage's bar (``switchman.progress``); without it the sweep is
+    one of many inside a fit, and silent.
+    """
     weights = policy.cost_weight_sweep(estimates, n_points)
-    picks = np.stack([policy.choose(estimates, float(w)) for w in weights])
-    return weights, picks
+    picks = []
+    with stage(progress or "sweep", len(weights), unit="point",
+               show=None if progress else False) as bar:
+        for w in weights:
+            picks.append(policy.choose(estimates, float(w)))
+            bar.update(1)
+    return weights, np.stack(picks)
 
 
 def sweep_decisions(estimates: Estimates, prompt_ids: Sequence[str], n_points: int) -> pd.DataFrame:
@@ -69,7 +80,7 @@ def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
     models = np.asarray(test.models, dtype=object)
     result.decisions = pd.concat([pd.DataFrame({
         "router": name, "point": point, "cost_weight": float(w),
-        "prompt_id": test.prompt_ids, "model": models[chosen],
+        "prompt_id": test.prompt_ids, "task": test.tasks, "model": models[chosen],
         "quality": test.quality[rows, chosen], "cost_usd": test.cost[rows, chosen],
     }) for point, (w, chosen) in enumerate(zip(weights, picks, strict=True))],
         ignore_index=True)
