@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from switchman import __version__
+from switchman.arguments import model_names
+from switchman.label.commands import register as register_label
 from switchman.learning.commands import register as register_replay
 from switchman.progress import showing
 
@@ -58,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decisions table to write: .parquet (the contract's), .csv or .jsonl")
     route.add_argument("--points", type=_positive_int, default=41,
                        help="operating points from cheapest to best quality (default 41)")
-    route.add_argument("--models", type=_model_list, metavar="A,B,C",
+    route.add_argument("--models", type=model_names, metavar="A,B,C",
                        help="route among these of the router's models only (default: all)")
     route.add_argument("--prices", type=Path,
                        help="price table (prices.json shape) to decide on for the models it "
@@ -99,14 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         register(commands)
     register_replay(commands)
+    register_label(commands)
     return parser
-
-
-def _model_list(text: str) -> list[str]:
-    models = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
-    if not models:
-        raise argparse.ArgumentTypeError("name at least one model")
-    return models
 
 
 def _fraction(text: str) -> float:

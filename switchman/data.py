@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,18 +155,20 @@ def table_writer(path: Path) -> Callable[[pd.DataFrame], None]:
 
 
 
-def load_prompts(path: str | Path) -> pd.DataFrame:
+def load_prompts(path: str | Path, keep: Sequence[str] = ()) -> pd.DataFrame:
     """Read ``prompt_id, prompt`` for routing; every other column is dropped unread.
 
     A router must never see outcomes at routing time, so parquet and CSV do not even load
-    quality or cost.
+    quality or cost. ``keep`` names further columns to keep, as they are, where the file
+    has them (labelling reads reference answers and tasks so).
     """
     path, source, cols = Path(path), str(path), ["prompt_id", "prompt"]
+    wanted = cols + [c for c in keep if c not in cols]
     if path.suffix.lower() in (".json", ".jsonl"):
         records, rows = _read_json_records(path)
         frame = pd.DataFrame.from_records(records).assign(**{_ROW: rows})
     else:
-        frame = _read_frame(path, columns=cols)
+        frame = _read_frame(path, columns=wanted)
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {missing}; a prompts file needs {cols}")
@@ -183,8 +185,9 @@ def load_prompts(path: str | Path) -> pd.DataFrame:
                             f"{_not_text(frame[col].iat[nested[0]])} ({nested.size} rows)")
     # Repeats of the same (id, text) pair are harmless (an outcomes table used as the prompts
     # file has one per model) and are collapsed; one id with two texts is ambiguous.
-    frame = frame[cols].astype("str")
-    repeat = frame.duplicated().to_numpy()
+    kept = [c for c in wanted[len(cols):] if c in frame.columns]
+    frame = frame[cols + kept].astype({c: "str" for c in cols})
+    repeat = frame[cols].duplicated().to_numpy()
     frame, row_of = frame[~repeat].reset_index(drop=True), row_of[~repeat]
     dup = frame["prompt_id"].duplicated(keep=False).to_numpy()
     if dup.any():

@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from switchman.arguments import model_names, non_negative
+
 log = logging.getLogger(__name__)
 
 
@@ -26,20 +28,6 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
-def _names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("name at least one model")
-    return names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     spend.add_argument("--budget-usd", type=_positive, default=None,
                        help="total budget for the stream: the cost weight is paced so it "
                             "lasts, and spend never exceeds it")
-    spend.add_argument("--cost-weight", type=_non_negative, default=None,
+    spend.add_argument("--cost-weight", type=non_negative, default=None,
                        help="fixed quality-per-dollar trade-off (default: the router's)")
-    p.add_argument("--models", type=_names, default=None,
+    p.add_argument("--models", type=model_names, default=None,
                    help="comma-separated models the run may choose (default: all)")
     p.add_argument("--feedback-rate", type=_share, default=1.0,
                    help="share of steps whose quality is fed back (default 1; costs are "

@@ -1,0 +1,1 @@
+"""``switchman label``: outcome tables made from the user's own prompts and pool models."""
