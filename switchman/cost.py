@@ -102,21 +102,58 @@ class CostModel:
         shift = float(np.log1p(output_tokens).mean() - typical.mean())
         intercept = float(self.output_intercept_.mean()) + shift
         fitted = np.maximum(np.expm1(typical + shift), 1.0)
-        scale = output_tokens.mean() / max(float(fitted.mean()), 1e-9)
-        self.price_per_token_ = np.vstack([self.price_per_token_, per_token])
-        self.output_coef_ = np.hstack([self.output_coef_, coef.astype(np.float32)])
-        self.output_intercept_ = np.append(self.output_intercept_, np.float32(intercept))
-        self.output_scale_ = np.append(self.output_scale_, scale)
+        column = {"price_per_token": per_token, "output_coef": coef[:, 0],
+                  "output_intercept": np.array(intercept),
+                  "output_scale": np.array(output_tokens.mean() / max(float(fitted.mean()),
+                                                                      1e-9))}
         if self.mean_tokens_ is not None:
-            self.mean_tokens_ = np.vstack([self.mean_tokens_,
-                                           [input_tokens.mean(), output_tokens.mean()]])
+            column["mean_tokens"] = np.array([input_tokens.mean(), output_tokens.mean()])
         if self.task_cost_ is not None:
             shape = (self.task_cost_ / np.maximum(self.task_cost_.mean(axis=0), 1e-15)).mean(
                 axis=1)
             typical_cost = (features.task_probs @ shape if features.task_probs is not None
                             else np.full(len(features), shape.mean()))
-            level = cost.mean() / max(float(typical_cost.mean()), 1e-15)
-            self.task_cost_ = np.column_stack([self.task_cost_, level * shape])
+            column["task_cost"] = cost.mean() / max(float(typical_cost.mean()), 1e-15) * shape
+        return self.insert_column(column)
+
+    def column(self, j: int) -> dict[str, np.ndarray]:
+        """Model ``j``'s part of the state, all a profile file needs to bring its costs
+        into another copy of the same router (see ``insert_column``)."""
+        column = {"price_per_token": self.price_per_token_[j],
+                  "output_coef": self.output_coef_[:, j],
+                  "output_intercept": np.array(self.output_intercept_[j]),
+                  "output_scale": np.array(self.output_scale_[j])}
+        if self.mean_tokens_ is not None:
+            column["mean_tokens"] = self.mean_tokens_[j]
+        if self.task_cost_ is not None:
+            column["task_cost"] = self.task_cost_[:, j]
+        return column
+
+    def insert_column(self, column: Mapping[str, np.ndarray]) -> CostModel:
+        """Append one model's column as ``column`` gives it; raises ``ValueError`` when it
+        does not fit this cost model (other features, per-task costs or not)."""
+        coef = np.asarray(column["output_coef"], dtype=np.float32)
+        if coef.shape != (self.output_coef_.shape[0],):
+            raise ValueError(f"its output-length coefficients have shape {coef.shape}, this "
+                             f"router's {(self.output_coef_.shape[0],)}")
+        for key, have in (("mean_tokens", self.mean_tokens_), ("task_cost", self.task_cost_)):
+            if (key in column) != (have is not None):
+                raise ValueError(f"it {'has' if key in column else 'lacks'} {key}, which "
+                                 f"this router {'lacks' if have is None else 'has'}")
+        if self.task_cost_ is not None and np.shape(column["task_cost"]) != (
+                self.task_cost_.shape[0],):
+            raise ValueError(f"it has costs for {np.size(column['task_cost'])} tasks, this "
+                             f"router for {self.task_cost_.shape[0]}")
+        self.price_per_token_ = np.vstack([self.price_per_token_,
+                                           np.asarray(column["price_per_token"], dtype=float)])
+        self.output_coef_ = np.hstack([self.output_coef_, coef[:, None]])
+        self.output_intercept_ = np.append(self.output_intercept_,
+                                           np.float32(column["output_intercept"]))
+        self.output_scale_ = np.append(self.output_scale_, float(column["output_scale"]))
+        if self.mean_tokens_ is not None:
+            self.mean_tokens_ = np.vstack([self.mean_tokens_, column["mean_tokens"]])
+        if self.task_cost_ is not None:
+            self.task_cost_ = np.column_stack([self.task_cost_, column["task_cost"]])
         return self
 
     def drop(self, column: int) -> CostModel:

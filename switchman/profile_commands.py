@@ -36,7 +36,11 @@ def register(commands: Any) -> None:
     add.add_argument("--router", required=True, type=Path, help="router directory to extend")
     add.add_argument("--outcomes", required=True, type=Path,
                      help="outcomes of the new model(s), any supported format, on any prompts")
-    add.add_argument("--out", required=True, type=Path, help="directory of the extended router")
+    add.add_argument("--out", required=True, type=Path,
+                     help="directory of the extended router (it also holds each added "
+                          "model's profile file, profiles/<model>.json, for a serving "
+                          "configuration's routers[].profiles); or FILE.json: write only "
+                          "the profile file of the table's one model")
     add.add_argument("--prices", type=Path,
                      help="price table (prices.json shape): the new models' prices, and "
                           "dollars for rows without cost_usd")
@@ -64,10 +68,16 @@ def _select(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     from switchman.data import load_outcomes
     from switchman.pool import load_price_table
+    from switchman.profile_file import write_profile_file
     from switchman.router import Router
 
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"{args.out}: is a file; --out names the router's directory")
+    alone = args.out.suffix == ".json"  # one profile file, no router directory
+    if alone and args.out.is_dir():
+        raise ValueError(f"{args.out}: is a directory; a profile file is written to a .json "
+                         "file (or give a directory that does not end in .json)")
+    if not alone and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"{args.out}: is a file; --out names the router's directory "
+                         "(or a .json profile file)")
     if args.out.resolve() == args.router.resolve():
         raise ValueError(f"{args.out}: --out must differ from --router (the router it "
                          "extends is left as it was)")
@@ -75,9 +85,17 @@ def _add(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     router = Router.load(args.router)
     outcomes = load_outcomes(args.outcomes, prices=prices, complete=False)
+    models = sorted(str(m) for m in outcomes["model"].unique())
+    if alone and len(models) != 1:
+        raise ValueError(f"--out {args.out}: a profile file holds one model and "
+                         f"{args.outcomes} has {len(models)} ({', '.join(models)}); give a "
+                         "directory to --out, which holds a profile file per model")
     added = router.add_profiles(outcomes, source=str(args.outcomes), prices=prices,
                                 replace=args.replace)
-    router.save(args.out)
+    if alone:
+        write_profile_file(args.out, router.profile_file(added[0]))
+    else:
+        router.save(args.out)
     log.info("added %s from %s in %.2f s; saved to %s", ", ".join(added), args.outcomes,
              time.perf_counter() - started, args.out)
     return 0

@@ -13,13 +13,17 @@ Models are either *trained* (columns of the estimator) or *added* from a profile
 models' predictions, with nothing refitted. A router keeps its training prompts
 (``training_prompts.parquet``), their observed outcomes and the order in which they are most
 informative about a new model, so ``profile select`` can name them and ``profile add`` can
-compare a new model's answers with the trained models' real ones.
+compare a new model's answers with the trained models' real ones. Each added model is also
+saved as a profile file of its own (``profiles/<model>.json``, see ``switchman.profile_file``),
+which another copy of the same trained router takes in with ``add_profile_file``; the copy
+is recognised by ``trained_id``, the fingerprint of the trained part.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import zipfile
@@ -42,6 +46,7 @@ from switchman.estimators.base import RoutingCosts, sub_state
 from switchman.eval.training_log import describe_fit
 from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
+from switchman.profile_file import ProfileFile, profile_file_name, write_profile_file
 from switchman.profiles import (
     Profile,
     coverage_weights,
@@ -64,6 +69,7 @@ _CONFIG_FILE = "router.json"
 _PROMPTS_FILE = "training_prompts.parquet"
 _ESTIMATE_CHUNK = 1024  # prompts featurised and scored at once by ``Router.estimate``
 _ARRAYS_FILE = "arrays.npz"
+_PROFILES_DIR = "profiles"  # one file per added model (switchman.profile_file)
 
 
 class RouterLoadError(ValueError):
@@ -82,6 +88,8 @@ class Router:
     training_embeddings_: np.ndarray | None = None
     #: Where the training outcomes came from (the CLI sets the file), for ``models``.
     training_source_: str | None = None
+    #: The fingerprint of the trained part, once computed or read (see ``trained_id``).
+    trained_id_: str | None = None
 
     def __init__(self, estimator: QualityEstimator, encoder: Encoder | None = None,
                  name: str = "default") -> None:
@@ -142,6 +150,7 @@ class Router:
         self.models_ = self.trained_models_ = tuple(models)
         self.profiles_ = []
         self._columns = None
+        self.trained_id_ = None
         self.training_quality_ = np.asarray(quality, dtype=np.float32)
         self.training_embeddings_ = np.asarray(features.embeddings, dtype=np.float32)
         self.training_prompts_ = None if prompt_ids is None or prompt_texts is None else (
@@ -293,6 +302,73 @@ class Router:
                 self.cost_model_.drop(len(self.trained_models_) + k)
                 return
 
+    @property
+    def trained_id(self) -> str:
+        """The fingerprint of what training fixed: the trained models, the encoder, the
+        estimator's and the task classifier's state. A router and every copy of it that
+        profiles extend share it; any other training differs. Profile files are made
+        against it and refused by a router with another."""
+        if self.trained_id_ is None:
+            self.trained_id_ = _fingerprint(self._trained_state(), [
+                list(self.trained_models_), self._encoder().name, self.estimator.kind,
+                self.estimator.get_params()])
+        return self.trained_id_
+
+    def _trained_state(self) -> dict[str, np.ndarray]:
+        arrays = {f"estimator.{k}": v for k, v in self.estimator.state_arrays().items()}
+        if self.task_classifier_ is not None:
+            arrays.update({f"tasks.{k}": v
+                           for k, v in self.task_classifier_.state_arrays().items()})
+        return arrays
+
+    def profile_file(self, name: str) -> ProfileFile:
+        """Added model ``name`` as a profile file's content: its profile and cost column,
+        made against this router's ``trained_id``."""
+        k = next((k for k, p in enumerate(self.profiles_) if p.name == name), None)
+        if k is None:
+            raise KeyError(f"{name!r} is not a model added by profile")
+        profile = self.profiles_[k]
+        arrays = {f"profile.{key}": v for key, v in profile.state_arrays().items()}
+        column = self.cost_model_.column(len(self.trained_models_) + k)
+        arrays.update({f"cost.{key}": v for key, v in column.items()})
+        return ProfileFile(name, profile.source, self.trained_id, self.trained_models_, arrays)
+
+    def foreign(self, profile: ProfileFile) -> str | None:
+        """Why ``profile`` cannot join this router (made against another), or None."""
+        if profile.router_id == self.trained_id:
+            return None
+        return (f"made against another router (id {profile.router_id}, trained on "
+                f"{list(profile.trained_models)}); this router's id is {self.trained_id}, "
+                f"trained on {list(self.trained_models_)}")
+
+    def add_profile_file(self, profile: ProfileFile) -> None:
+        """Take in the model of a profile file made against this router (or a copy of it),
+        as it was estimated: nothing is refitted. A model the router already has is
+        replaced, as ``profile add --replace`` would (whoever names the file means it).
+        Raises ``ValueError`` for a file made against another router, or one that does
+        not fit this router's shapes."""
+        foreign = self.foreign(profile)
+        if foreign is not None:
+            raise ValueError(foreign)
+        added = Profile.from_state(profile.model, profile.source,
+                                   sub_state(profile.arrays, "profile."))
+        n_tasks = (None if self.task_classifier_ is None
+                   else self.task_classifier_.intercept_.shape[0])
+        shapes_fit = (added.weights.shape == added.offsets.shape == (len(self.trained_models_),)
+                      and (added.task_residuals is not None) == (n_tasks is not None)
+                      and (added.task_residuals is None or added.task_residuals.shape
+                           == (n_tasks,))
+                      and (added.task_residuals is not None or (
+                          added.embeddings is not None and added.residuals is not None)))
+        if not shapes_fit:
+            raise ValueError("its profile's arrays do not fit this router's trained models "
+                             "and tasks")
+        self.cost_model_.insert_column(sub_state(profile.arrays, "cost."))
+        self.profiles_.append(added)
+        if [p.name for p in self.profiles_].count(added.name) > 1:
+            self._drop_profile(added.name)  # the earlier one: the file's replaces it
+        self._refresh_models()
+
     def reprice(self, prices: Mapping[str, tuple[float, float]]) -> list[str]:
         """Decide on these prices (USD per Mtok in, out) for the models they name; return
         the router's models they named. The others keep the prices they were trained with."""
@@ -368,8 +444,9 @@ class Router:
             "encoder": self._encoder().name,
             "default_cost_weight": self.default_cost_weight_,
             "estimator": {"kind": self.estimator.kind, "params": self.estimator.get_params()},
+            "trained_id": self.trained_id,
         }
-        arrays = {f"estimator.{k}": v for k, v in self.estimator.state_arrays().items()}
+        arrays = self._trained_state()
         arrays.update({f"cost.{k}": v for k, v in self.cost_model_.state_arrays().items()})
         for k, profile in enumerate(self.profiles_):
             arrays.update({f"profile{k}.{key}": v for key, v in profile.state_arrays().items()})
@@ -380,13 +457,28 @@ class Router:
             self.training_prompts_.to_parquet(directory / _PROMPTS_FILE, index=False)
         else:
             (directory / _PROMPTS_FILE).unlink(missing_ok=True)
-        if self.task_classifier_ is not None:
-            arrays.update({f"tasks.{k}": v
-                           for k, v in self.task_classifier_.state_arrays().items()})
         arrays, config["shared_arrays"] = _store_once(arrays)
         np.savez(directory / _ARRAYS_FILE, **arrays)
         (directory / _CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        self._save_profile_files(directory / _PROFILES_DIR)
         return directory
+
+    def _save_profile_files(self, folder: Path) -> None:
+        """One profile file per added model in ``folder``; files of models no longer in
+        the router are removed (the folder too, once empty)."""
+        written: set[str] = set()
+        for k, profile in enumerate(self.profiles_):
+            name = profile_file_name(profile.name)
+            if name in written:  # two names that differ only in unsafe characters
+                name = f"{name.removesuffix('.json')}-{k}.json"
+            write_profile_file(folder / name, self.profile_file(profile.name))
+            written.add(name)
+        if folder.is_dir():
+            for stale in folder.glob("*.json"):
+                if stale.name not in written:
+                    stale.unlink()
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
 
     @classmethod
     def load(cls, directory: str | Path, encoder: Encoder | None = None) -> Router:
@@ -414,6 +506,10 @@ class Router:
             router.trained_models_ = tuple(config.get("trained_models", config["models"]))
             router.cost_model_ = CostModel().load_state(sub_state(arrays, "cost."))
             router.training_source_ = config.get("training_source")
+            router.trained_id_ = config.get("trained_id") or _fingerprint(
+                {k: v for k, v in arrays.items() if k.startswith(("estimator.", "tasks."))},
+                [list(router.trained_models_), config["encoder"], config["estimator"]["kind"],
+                 config["estimator"]["params"]])
             router.profiles_ = [Profile.from_state(p["name"], p["source"],
                                                    sub_state(arrays, f"profile{k}."))
                                 for k, p in enumerate(config.get("profiles", []))]
@@ -454,6 +550,16 @@ def _store_once(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], d
         else:
             shared[key] = twin
     return kept, shared
+
+
+def _fingerprint(arrays: Mapping[str, np.ndarray], spec: list[Any]) -> str:
+    """A short hash of ``arrays`` (names, dtypes, shapes, bytes) and a JSON-able ``spec``."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
 
 
 @functools.cache

@@ -6,8 +6,8 @@ interpolates ``${ENV}`` / ``${ENV:-default}`` first, then validates; every error
 and the problem (``models[2].input_per_mtok: Input should be greater than or equal to 0``),
 and all errors of a file come at once: field errors (pydantic), unset variables and
 cross-section references are collected in one pass and reported section by section.
-Relative paths (``routers[].path``, ``local[].gguf``, ``log.path``) are resolved against the
-directory of the configuration file, never the current directory.
+Relative paths (``routers[].path``, ``routers[].profiles``, ``local[].gguf``, ``log.path``)
+are resolved against the directory of the configuration file, never the current directory.
 """
 
 from __future__ import annotations
@@ -123,6 +123,10 @@ class RouterConfig(_Section):
     model_map: dict[str, str] = Field(
         default_factory=dict,
         description="Trained router's model name -> pool model name, where they differ.")
+    profiles: list[str] = Field(
+        default_factory=list, description="Profile files written by `switchman profile add` "
+        "(relative: to the configuration file's directory) against the router at `path`: "
+        "pool models it takes in and ranks against its trained ones.")
     fallbacks: list[str] = Field(
         default_factory=list, description="Pinned fallback chain: tried (when eligible) right "
         "after the chosen model fails, before the rest of the ranked plan.")
@@ -134,6 +138,15 @@ class RouterConfig(_Section):
         "explore a model the router does not rank first (0 = never explore).")
 
     _path = field_validator("path")(resolve_path)
+
+    @field_validator("profiles")
+    @classmethod
+    def _profiles(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Resolved like ``path``; a profile extends a trained router, so needs one."""
+        if value and "path" in info.data and info.data["path"] is None:
+            raise ValueError("profiles extend a trained router: set path to the router "
+                             "they were made with")
+        return [resolve_path(item, info) or item for item in value]
 
 
 class LocalModelConfig(_Section):

@@ -145,6 +145,9 @@ def config_check(args: argparse.Namespace) -> int:
         _out(f"  local:   {', '.join(lm.name for lm in config.local)} (started by serve)")
     _out(f"  log:     {config.log.resolved_path()}"
          f"{' (with prompts)' if config.log.store_prompts else ''}")
+    _out("  knowledge (where each router's estimate of each pool model comes from):")
+    for line in findings.knowledge:
+        _out(f"    {line}")
     notes = [f"models: {name} unavailable: {why}"
              for name, why in unavailable_models(config.models, os.environ).items()]
     notes += findings.warnings

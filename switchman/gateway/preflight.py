@@ -24,7 +24,15 @@ from switchman.config import Config, ConfigError, Partial, load_config
 from switchman.config.problems import in_section_order
 from switchman.gateway.defaults import default_config
 from switchman.gateway.execute.local import listen_problem, local_problems
-from switchman.gateway.route.scoring import MappedScorer, Scorer, load_scorer, load_trained
+from switchman.gateway.route.scoring import (
+    MappedScorer,
+    PriorScorer,
+    Scorer,
+    knowledge,
+    load_scorer,
+    load_trained,
+    router_members,
+)
 
 #: The source name of the configuration used when no file is given.
 DEFAULT_SOURCE = "default configuration"
@@ -35,11 +43,13 @@ LOCAL_HOST = "127.0.0.1"
 
 @dataclass
 class Findings:
-    """``problems`` stop ``serve``; ``busy`` (ports) stop it now; ``warnings`` do not."""
+    """``problems`` stop ``serve``; ``busy`` (ports) stop it now; ``warnings`` do not;
+    ``knowledge`` says, per router and pool model, where the router's estimate comes from."""
 
     problems: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    knowledge: list[str] = field(default_factory=list)
     #: Trained routers loaded (and warmed up) by the checks, for ``serve`` to reuse.
     scorers: dict[str, Scorer] = field(default_factory=dict)
 
@@ -72,22 +82,25 @@ def _router(findings: Findings, where: str, load: Callable[[], Scorer]) -> Score
 def _routers(config: Config, findings: Findings) -> None:
     for i, rc in enumerate(config.routers):
         where = f"routers[{i}]"
+        members = router_members(rc, config)
         if rc.path is None:
-            unset = [m.name for m in config.models if m.quality_prior is None
-                     and (rc.models is None or m.name in rc.models)]
+            unset = [m.name for m in members if m.quality_prior is None]
             if unset:
                 findings.warnings.append(f"{where} {rc.name}: no quality_prior for {unset}; "
                                          "they are scored with a neutral 0.5")
+            findings.knowledge += [f"{where} {rc.name}: {line}" for line in knowledge(
+                PriorScorer(members, config.default_cost_weight), members)]
             continue
         scorer = _router(findings, where, lambda rc=rc: load_scorer(rc, config))
         if scorer is None:
             continue
         findings.scorers[rc.name] = scorer
+        findings.knowledge += [f"{where} {rc.name}: {line}"
+                               for line in knowledge(scorer, members)]
         if isinstance(scorer, MappedScorer) and scorer.unknown_to_pool:
             findings.warnings.append(f"{where} {rc.name}: router models not in the pool are "
                                      f"ignored: {list(scorer.unknown_to_pool)}")
-        members = [m.name for m in config.models if rc.models is None or m.name in rc.models]
-        missing = [name for name in members if name not in scorer.models]
+        missing = [m.name for m in members if m.name not in scorer.models]
         if missing:
             findings.warnings.append(f"{where} {rc.name}: pool models unknown to this router "
                                      f"are never chosen by it: {missing}")

@@ -32,7 +32,14 @@ from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.record.settle import Settler
 from switchman.gateway.route.live_learning import PUBLISH_INTERVAL_S, LiveLearner, recalled
 from switchman.gateway.route.routing import RouterEntry, RoutingTable
-from switchman.gateway.route.scoring import PriorScorer, Scorer, cost_weight_of, load_scorer
+from switchman.gateway.route.scoring import (
+    PriorScorer,
+    Scorer,
+    cost_weight_of,
+    knowledge,
+    load_scorer,
+    router_members,
+)
 from switchman.gateway.route.sticky import ConversationMemory
 from switchman.learning.config import LearnerConfig
 from switchman.ledger import BudgetLedger
@@ -128,6 +135,9 @@ class Gateway:
             learner = await asyncio.to_thread(self._learner, rc, scorer) if rc.learn else None
             routers[rc.name] = RouterEntry(rc.name, scorer, cost_weight_of(rc, scorer), inline,
                                            tuple(rc.fallbacks), learner)
+        for i, rc in enumerate(cfg.routers):  # where each router knows each model from
+            for line in knowledge(routers[rc.name].scorer, router_members(rc, cfg)):
+                logger.info("routers[%d] %s: %s", i, rc.name, line)
         unavailable = unavailable_models(list(self.models.values()), os.environ)
         for name, why in unavailable.items():
             logger.warning("model %s is unavailable: %s", name, why)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 from gateway_upstream import ServerThread
 
 from switchman.config import parse_config
@@ -86,6 +91,32 @@ def running_gateway(raw: dict[str, Any]) -> Iterator[ServerThread]:
     config = parse_config(raw)
     with ServerThread(create_app(config), free_port(), **server_options(config)) as server:
         yield server
+
+
+@contextlib.contextmanager
+def serve_process(config: Path, log_path: Path, env: dict[str, str] | None = None,
+                  cwd: Path | str | None = None, ready_s: float = 60) -> Iterator[str]:
+    """``switchman serve --config CONFIG`` in a process of its own, its output in
+    ``log_path``; yields its base URL once /healthz answers (stopped on exit)."""
+    port = free_port()
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "switchman.gateway", "serve",
+                                 "--config", str(config), "--port", str(port)], cwd=cwd,
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + ready_s
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                assert proc.poll() is None, log_path.read_text()
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def gateway_state(server: ServerThread) -> Any:

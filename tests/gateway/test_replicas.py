@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from gateway_support import serve_process
 from redis_support import redis_server
 
 from switchman.gateway.execute.local import free_port
-
-SWITCHMAN = Path(sys.executable).with_name("switchman")
 
 
 @contextlib.contextmanager
@@ -30,25 +26,8 @@ def _replica(config: dict[str, Any], workdir: Path, name: str) -> Iterator[str]:
     """``switchman serve`` with ``config`` in a process of its own; yields its base URL."""
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    log = (workdir / f"{name}.log").open("w")
-    proc = subprocess.Popen([str(SWITCHMAN), "serve", "--config", str(path), "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            assert proc.poll() is None, (workdir / f"{name}.log").read_text()
-            time.sleep(0.2)
+    with serve_process(path, workdir / f"{name}.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 def _config(upstream_url: str, redis_url: str, workdir: Path, name: str,

@@ -3,6 +3,9 @@
 The gateway depends only on the small :class:`Scorer` protocol, so a router trained with
 ``switchman train`` (``switchman.router.Router``) and the prior-based fallback plug in the same
 way, and a future estimator needs no gateway change (DESIGN: estimator and policy apart).
+A trained router takes further pool models in from profile files (``routers[].profiles``);
+each scorer says where its estimate of each pool model comes from (``known_from``), which
+``config check`` and the start-up log print (:func:`knowledge`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ class PriorScorer:
     def __init__(self, models: Sequence[Model], default_cost_weight: float) -> None:
         self.models = tuple(m.name for m in models)
         self.default_cost_weight = float(default_cost_weight)
+        self.known_from = {m.name: f"only from its quality_prior {m.quality_prior:g}"
+                           if m.quality_prior is not None else
+                           f"only from the neutral {NEUTRAL_PRIOR:g} (no quality_prior)"
+                           for m in models}
         self._quality = np.array(
             [[NEUTRAL_PRIOR if m.quality_prior is None else m.quality_prior for m in models]])
         self._in_price = np.array([m.input_per_mtok / 1e6 for m in models])
@@ -71,10 +78,15 @@ class PriorScorer:
 
 
 class MappedScorer:
-    """A trained router seen through pool names; models the pool lacks are dropped."""
+    """A trained router seen through pool names; models the pool lacks are dropped.
+
+    ``known_from`` (router model name -> where its estimate comes from) is kept under the
+    pool names, for :func:`knowledge`.
+    """
 
     def __init__(self, inner: TrainedScorer, model_map: Mapping[str, str],
-                 pool_names: Sequence[str]) -> None:
+                 pool_names: Sequence[str], known_from: Mapping[str, str] | None = None
+                 ) -> None:
         pool = set(pool_names)
         self._inner = inner
         self._keep: list[str] = []
@@ -85,6 +97,8 @@ class MappedScorer:
                 self._keep.append(name)
                 names.append(target)
         self.models = tuple(names)
+        self.known_from = {target: known_from[name] for name, target
+                           in zip(self._keep, names, strict=True) if name in (known_from or {})}
         self.unknown_to_pool = tuple(n for n in inner.models if n not in self._keep)
         self.default_cost_weight = float(inner.default_cost_weight)
 
@@ -103,15 +117,18 @@ class MappedScorer:
 
 def load_trained(router: RouterConfig, pool: Sequence[str], where: str,
                  prices: Mapping[str, tuple[float, float]] | None = None) -> MappedScorer:
-    """The trained router at ``router.path`` seen through ``pool`` names.
+    """The trained router at ``router.path``, with the models of ``router.profiles`` taken
+    in, seen through ``pool`` names.
 
     ``prices`` (pool name -> USD per Mtok in, out) are the pool's configured prices: the
     router decides on them, not on the prices of its training table (its cost model
     predicts tokens; dollars follow from the price list in force).
 
     Raises :class:`ConfigError` naming every problem under ``where`` (``routers[0]``): no
-    directory there, a router that does not load, ``model_map`` keys the router does not
-    have (a typo there would silently leave a model unmapped), no model in the pool.
+    directory there, a router that does not load, a profile file that cannot be read, is
+    for a model not in the pool, or was made against another router, ``model_map`` keys
+    the router does not have (a typo there would silently leave a model unmapped), no model
+    in the pool.
     """
     path = router.path
     assert path is not None
@@ -127,14 +144,16 @@ def load_trained(router: RouterConfig, pool: Sequence[str], where: str,
         trained = Router.load(path)
     except Exception as exc:  # any load failure is the same refusal
         raise ConfigError([f"{where}.path: cannot load the router at {path}: {exc}"]) from exc
+    problems, from_files = _take_profiles(trained, router, pool, where)
     known = list(trained.models)
-    problems = [f"{where}.model_map.{key}: {key!r} is not a model of the router at {path}"
-                f"{did_you_mean(key, known)}; its models: {known}"
-                for key in router.model_map if key not in known]
+    problems += [f"{where}.model_map.{key}: {key!r} is not a model of the router at {path}"
+                 f"{did_you_mean(key, known)}; its models: {known}"
+                 for key in router.model_map if key not in known]
     if prices:
         trained.reprice({name: prices[router.model_map.get(name, name)] for name in known
                          if router.model_map.get(name, name) in prices})
-    scorer = MappedScorer(trained, router.model_map, pool)
+    scorer = MappedScorer(trained, router.model_map, pool,
+                          _known_from(trained.describe_models(), from_files))
     if not scorer.models and not problems:
         problems.append(f"{where}.path: none of the router's models {known} is in the pool "
                         "(map them with model_map)")
@@ -143,16 +162,85 @@ def load_trained(router: RouterConfig, pool: Sequence[str], where: str,
     return scorer
 
 
+def _take_profiles(trained: Any, router: RouterConfig, pool: Sequence[str], where: str
+                   ) -> tuple[list[str], dict[str, str]]:
+    """Add ``router.profiles`` to ``trained`` (a ``switchman.router.Router``); return the
+    problems, each under ``where.profiles[i]``, and {model: the file it came from}."""
+    from switchman.profile_file import ProfileFileError, read_profile_file
+
+    problems: list[str] = []
+    taken: dict[str, int] = {}  # model -> the index of the file it came from
+    for i, file in enumerate(router.profiles):
+        key = f"{where}.profiles[{i}]"
+        try:
+            profile = read_profile_file(file)
+        except ProfileFileError as exc:
+            problems.append(f"{key}: {exc}")
+            continue
+        target = router.model_map.get(profile.model, profile.model)
+        foreign = trained.foreign(profile)
+        if foreign is not None:
+            problems.append(f"{key}: {file}: {foreign}")
+        elif target not in pool:
+            problems.append(f"{key}: {file} is the profile of {target!r}, which is not a "
+                            f"pool model of this router{did_you_mean(target, pool)}; its "
+                            f"pool: {list(pool)}")
+        elif profile.model in taken:
+            problems.append(f"{key}: {file} is a second profile of {profile.model!r} (after "
+                            f"{where}.profiles[{taken[profile.model]}]); keep one")
+        else:
+            try:
+                trained.add_profile_file(profile)
+            except ValueError as exc:
+                problems.append(f"{key}: {file}: {exc}")
+                continue
+            taken[profile.model] = i
+    trained_models = set(trained.trained_models_)
+    return problems, {model: router.profiles[i] + (", in place of its training"
+                                                   if model in trained_models else "")
+                      for model, i in taken.items()}
+
+
+def _known_from(rows: Sequence[Mapping[str, Any]], from_files: Mapping[str, str]
+                ) -> dict[str, str]:
+    """Router model -> where its estimate comes from, from ``Router.describe_models``
+    rows and the profile files the configuration added."""
+    known = {}
+    for row in rows:
+        size = f"{row['prompts']} prompts" if row["prompts"] is not None else "? prompts"
+        origin = f"{size} of {row['source']}" if row["source"] != "-" else size
+        if row["model"] in from_files:
+            known[row["model"]] = f"from profile {from_files[row['model']]} ({origin})"
+        elif row["known_from"] == "profile":
+            known[row["model"]] = f"from a profile saved in the router ({origin})"
+        else:
+            known[row["model"]] = f"from training ({origin})"
+    return known
+
+
+def knowledge(scorer: Scorer, members: Sequence[Model]) -> list[str]:
+    """One line per pool model of a router: where the router's estimate of it comes from
+    (training, a profile, only a quality prior), or that it never chooses it."""
+    known = getattr(scorer, "known_from", {})
+    return [f"{m.name} {known[m.name]}" if m.name in known else
+            f"{m.name} unknown to this router: never chosen by it (give it a profile: "
+            "`switchman profile add`, then routers[].profiles)" for m in members]
+
+
 def load_scorer(router: RouterConfig, config: Config) -> Scorer:
     """The scorer behind one configured router name (imports a trained router lazily)."""
-    subset = set(router.models) if router.models is not None else None
-    members = [m for m in config.models if subset is None or m.name in subset]
+    members = router_members(router, config)
     if router.path is None:
         return PriorScorer(members, config.default_cost_weight)
     index = next((i for i, rc in enumerate(config.routers) if rc.name == router.name), None)
     where = f"routers[{index}]" if index is not None else f"router {router.name!r}"
     return load_trained(router, [m.name for m in members], where,
                         prices=configured_prices(members))
+
+
+def router_members(router: RouterConfig, config: Config) -> list[Model]:
+    """The pool models ``router`` may choose, in pool order."""
+    return [m for m in config.models if router.models is None or m.name in router.models]
 
 
 def configured_prices(models: Sequence[Model]) -> dict[str, tuple[float, float]]:
