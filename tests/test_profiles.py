@@ -24,8 +24,9 @@ from test_cli import _ok, switchman  # noqa: E402
 from switchman.cost import CostModel  # noqa: E402
 from switchman.encoders import default_encoder  # noqa: E402
 from switchman.features import Features  # noqa: E402
+from switchman.profile_file import ProfileFileError, read_profile_file  # noqa: E402
 from switchman.profiles import coverage_weights, fit_profile, offset_prior, select_prompts  # noqa: E402
-from switchman.router import Router  # noqa: E402
+from switchman.router import Router, new_router  # noqa: E402
 
 NEW = ["gemma-2-9b-it", "llama-3.1-8b-instruct"]  # held out of training, added by profile
 
@@ -261,3 +262,90 @@ def test_a_version_3_router_routes_and_takes_profiles_but_cannot_select(
     _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", old, "--outcomes",
              tables["new"], "--out", tmp_path / "v4"))
     assert Router.load(tmp_path / "v4").models[-2:] == tuple(NEW)
+
+
+def test_route_defaults_to_the_prices_the_router_was_trained_with(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    """No --prices: the same decisions as a price file holding the trained prices."""
+    trained = {r["model"]: {"input_per_mtok": r["input_per_mtok"],
+                            "output_per_mtok": r["output_per_mtok"]}
+               for r in Router.load(tables["router"]).describe_models()}
+    (tmp_path / "trained.json").write_text(json.dumps(trained))
+    runs = {"default": (), "trained": ("--prices", tmp_path / "trained.json")}
+    for name, extra in runs.items():
+        _ok(_run(cache_dir, tmp_path, "route", "--router", tables["router"], "--prompts",
+                 tables["prompts"], "--out", tmp_path / f"{name}.parquet", *extra))
+    default, explicit = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in runs)
+    assert default.equals(explicit)
+
+
+def test_profile_files_carry_a_model_to_a_copy_of_the_router(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    """`profile add --out DIR2` writes DIR2/profiles/<model>.json; `--out FILE.json` writes
+    the same profile alone; the router it was made against takes it in and scores the
+    model exactly as DIR2 does."""
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+             "--outcomes", tables["new"], "--out", tmp_path / "r2"))
+    assert sorted(p.name for p in (tmp_path / "r2" / "profiles").iterdir()) == [
+        f"{m}.json" for m in NEW]
+    one = pd.read_parquet(tables["new"]).query("model == @NEW[0]")
+    one.to_parquet(tmp_path / "one.parquet", index=False)
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+             "--outcomes", tmp_path / "one.parquet", "--out", tmp_path / "one.json"))
+    alone = read_profile_file(tmp_path / "one.json")
+    beside = read_profile_file(tmp_path / "r2" / "profiles" / f"{NEW[0]}.json")
+    assert alone.model == beside.model == NEW[0] and alone.router_id == beside.router_id
+    assert alone.arrays.keys() == beside.arrays.keys()
+    assert all(np.array_equal(alone.arrays[k], beside.arrays[k]) for k in alone.arrays)
+    refused = _run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+                   "--outcomes", tables["new"], "--out", tmp_path / "two.json")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "a profile file holds one model" in refused.stderr
+    assert not (tmp_path / "two.json").exists()
+
+    encoder = default_encoder(cache_dir)
+    router = Router.load(tables["router"], encoder=encoder)
+    assert router.trained_id == Router.load(tmp_path / "r2").trained_id == alone.router_id
+    router.add_profile_file(alone)
+    prompts = pd.read_parquet(tables["prompts"])["prompt"].tolist()
+    mine = router.estimate(prompts)
+    theirs = Router.load(tmp_path / "r2", encoder=encoder).estimate(prompts)
+    assert mine.models[-1] == NEW[0]
+    j = theirs.models.index(NEW[0])
+    assert np.array_equal(mine.quality[:, -1], theirs.quality[:, j])
+    assert np.array_equal(mine.cost[:, -1], theirs.cost[:, j])
+    trained = list(router.trained_models_)
+    assert np.array_equal(mine.quality[:, :len(trained)],
+                          theirs.quality[:, [theirs.models.index(m) for m in trained]])
+    # the profiles saved with a router follow its models: one dropped, its file goes too
+    router.save(tmp_path / "r3")
+    assert [p.name for p in (tmp_path / "r3" / "profiles").iterdir()] == [f"{NEW[0]}.json"]
+    Router.load(tables["router"]).save(tmp_path / "r3")
+    assert not (tmp_path / "r3" / "profiles").exists()
+
+
+def test_a_profile_file_is_refused_by_another_router_and_when_damaged(
+        tables: dict[str, Path], cache_dir: Path, tmp_path: Path) -> None:
+    _ok(_run(cache_dir, tmp_path, "profile", "add", "--router", tables["router"],
+             "--outcomes", tables["new"], "--out", tmp_path / "r2"))
+    path = tmp_path / "r2" / "profiles" / f"{NEW[0]}.json"
+    profile = read_profile_file(path)
+    old = pd.read_parquet(tables["old"])
+    half = old[old["prompt_id"].isin(set(old["prompt_id"].unique()[:60]))]
+    other = new_router("knn", encoder=default_encoder(cache_dir)).fit(half)
+    assert other.trained_id != profile.router_id
+    before = other.models
+    with pytest.raises(ValueError, match="made against another router"):
+        other.add_profile_file(profile)
+    assert other.models == before and NEW[0] not in other.models
+    document = json.loads(path.read_text())
+    del document["arrays"]["profile.weights"]
+    (tmp_path / "damaged.json").write_text(json.dumps(document))
+    for name, text, fragment in (("damaged.json", None, "incomplete or damaged"),
+                                 ("empty.json", "{}", "not a profile file"),
+                                 ("text.json", "weights: 1", "not JSON")):
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(ProfileFileError, match=fragment) as info:
+            read_profile_file(tmp_path / name)
+        assert str(info.value).startswith(str(tmp_path / name))
