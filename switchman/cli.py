@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true",
                        help="overwrite a router already saved in --out")
     train.add_argument("--prices", type=Path,
-                       help="price table (prices.json shape) for costs a source lacks")
+                       help="price table (prices.json shape) for costs a source lacks; the "
+                            "router also decides on these prices for the models it names")
     _add_seed_and_encoder_options(train)
     train.set_defaults(func=_train)
 
@@ -87,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, type=Path, help="report directory")
     evaluate.add_argument("--points", type=_positive_int, default=41,
                           help="operating points per router (default 41)")
-    evaluate.add_argument("--prices", type=Path, help="price table for costs a source lacks")
+    evaluate.add_argument("--prices", type=Path,
+                          help="price table for costs a source lacks (with --train, the "
+                               "routers trained also decide on these prices)")
     _add_seed_and_encoder_options(evaluate, fixed_by="--router-dir")
     evaluate.set_defaults(func=_eval)
 
@@ -125,7 +128,8 @@ def _add_seed_and_encoder_options(command: argparse.ArgumentParser,
     command.add_argument(
         "--seed", type=int, default=None if fixed_by else 0,
         help="seed of the estimators' folds, clusters and initial values (default 0): the "
-             f"same data, seed and encoder train the same router{unless}")
+             "same data, seed and encoder train the same router"
+             f"{'; also seeds --split' if fixed_by else ''}{unless}")
     command.add_argument(
         "--encoder", default=None if fixed_by else DEFAULT_ENCODER, metavar="NAME",
         help=f"prompt encoder: {', '.join(KNOWN_ENCODERS)} (default {DEFAULT_ENCODER}: a "

@@ -8,9 +8,6 @@ once. Most runs use the cheap `knn` / `prior` routers; the default router is tra
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +17,15 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from cli_run import ok as _ok  # noqa: E402
+from cli_run import one_error_line as _one_error_line  # noqa: E402
+from cli_run import switchman  # noqa: E402
 from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
 
 from switchman.data import to_matrices  # noqa: E402
 from switchman.encoders import default_encoder  # noqa: E402
 from switchman.router import Router  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DECISION_COLUMNS = {"point", "cost_weight", "prompt_id", "model"}
 
 pytestmark = requires_routing_data
@@ -67,19 +66,6 @@ def files(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str
     prompts.to_parquet(out["bench_prompts"], index=False)
     default_encoder(cache_dir).encode(["warm up"])  # builds the encoder once for the session
     return out
-
-
-def switchman(cache_dir: Path, cwd: Path, *args: str | Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SWITCHMAN_CACHE_DIR=str(cache_dir))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "switchman.cli", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -256,17 +242,6 @@ def test_eval_writes_the_report(files: dict[str, Path], cache_dir: Path, tmp_pat
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def _one_error_line(result: subprocess.CompletedProcess, *needles: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("switchman: error:")]
-    assert len(lines) == 1, result.stderr
-    assert result.stderr.rstrip().splitlines()[-1] == lines[0]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_error_missing_data_file(cache_dir: Path, tmp_path: Path) -> None:

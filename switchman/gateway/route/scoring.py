@@ -207,8 +207,9 @@ def _known_from(rows: Sequence[Mapping[str, Any]], from_files: Mapping[str, str]
     rows and the profile files the configuration added."""
     known = {}
     for row in rows:
-        size = f"{row['prompts']} prompts" if row["prompts"] is not None else "? prompts"
-        origin = f"{size} of {row['source']}" if row["source"] != "-" else size
+        size = None if row["prompts"] is None else f"{row['prompts']} prompts"
+        source = None if row["source"] == "-" else row["source"]
+        origin = " of ".join(part for part in (size, source) if part) or "size not kept"
         if row["model"] in from_files:
             known[row["model"]] = f"from profile {from_files[row['model']]} ({origin})"
         elif row["known_from"] == "profile":
