@@ -229,7 +229,9 @@ def _serve_section(summary: Mapping) -> list[str]:
     note = ("The serve point is the policy at the router's default cost weight, the one "
             "`switchman serve` uses unless the configuration sets cost_weight: the cheapest "
             "trade-off whose out-of-fold training quality matched the best single model. "
-            "It is marked on the plot with a diamond and scored apart from the sweep.")
+            "It is marked on the plot with a diamond and scored apart from the sweep. "
+            "Decisions here are on the router's own prices; a pool that configures other "
+            "prices moves them.")
     return ["<h2>Serve point</h2>",
             _html_table(["router", "cost weight", "quality", "mean $ per prompt",
                          "cost / best single", "quality - best single"], rows),
