@@ -3,7 +3,7 @@
 Each call holds its worst-case cost while it runs and is charged what it really cost when
 it ends, so spend never passes the cap whatever the concurrency. A call that does not fit
 waits while other calls hold money (they usually cost less than their worst case and give
-the rest back); one that cannot fit even alone is not started at all.
+the rest back); one that would not fit even if they gave it all back is not started.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class SpendCap:
         """Reserve ``amount`` for a call about to start; False: it must not start."""
         async with self._changed:
             while self.limit is not None and self.spent + self.held + amount > self.limit:
-                if self.held <= 0.0:
+                if self.spent + amount > self.limit:  # would not fit with every hold back
                     return False
                 await self._changed.wait()
             self.held += amount

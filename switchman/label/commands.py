@@ -43,8 +43,8 @@ Scoring, one of:
 Resumable: pairs (prompt_id, model) already in OUT are skipped. Pairs that failed (and
 those --max-usd kept from starting) are listed in OUT's sidecar OUT.failures.jsonl and
 tried again by the next run; an answer whose judging failed is kept there and judged again
-without being asked again. Exit status 0 when every pair is in OUT, 1 when some are not, 130 when interrupted
-(Ctrl-C or SIGTERM; what was finished is written).
+without being asked again. Exit status: 0 when every pair is in OUT, 1 when some are not,
+130 when interrupted (Ctrl-C or SIGTERM; what was finished is written).
 """
 
 
