@@ -128,7 +128,7 @@ class LabelRun:
             index, model = queue.get_nowait()
             await self._label(index, model)
             progress.update(1)
-            progress.set_postfix_str(f"${self.cap.spent:.4f}")
+            progress.set_postfix_str(f"spent ${self.cap.spent:.6f}")
             if time.monotonic() - self._flushed >= FLUSH_S:
                 self.flush()
 

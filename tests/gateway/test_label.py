@@ -438,3 +438,49 @@ def test_the_local_model_as_candidate_and_as_judge(
         assert row.judge_cost_usd > 0
     if len(rows):
         load_outcomes(out)
+
+
+def test_an_anthropic_model_through_its_own_provider(
+    tmp_path: Path, upstream: Any, test_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claude = {
+        "name": "claude",
+        "provider": "anthropic",
+        "endpoint": f"{upstream.url}/anthropic/v1",
+        "upstream_model": "claude-sonnet-4-5",
+        "api_key_env": "SWITCHMAN_TEST_ANTHROPIC_KEY",
+        "input_per_mtok": 3.0,
+        "output_per_mtok": 15.0,
+    }
+    keyless = {
+        "name": "keyless",
+        "endpoint": f"{upstream.url}/v1",
+        "api_key_env": "SWITCHMAN_TEST_UNSET_KEY",
+    }
+    config = tmp_path / "switchman.yaml"
+    config.write_text(yaml.safe_dump({"models": [claude, keyless]}))
+    prompts = _prompts(tmp_path, 1, answer=["Hi! My name is Claude."])
+    out = tmp_path / "outcomes.parquet"
+    code, err = _label(capsys, config, prompts, out, "--models", "claude", "--reference", "answer")
+    assert code == 0, err
+    row = pd.read_parquet(out).iloc[0]
+    # The recorded Messages API answer, translated: its text and its usage.
+    assert (row["response"], row["quality"]) == ("Hi! My name is Claude.", 1.0)
+    assert (row["input_tokens"], row["output_tokens"]) == (2095, 503)
+    assert row["cost_usd"] == pytest.approx((2095 * 3 + 503 * 15) / 1e6)
+
+    code, err = _label(
+        capsys,
+        config,
+        prompts,
+        tmp_path / "k.parquet",
+        "--models",
+        "keyless",
+        "--reference",
+        "answer",
+    )
+    assert code == 2
+    assert (
+        "model keyless cannot be called: API key variable SWITCHMAN_TEST_UNSET_KEY is "
+        "not set" in err
+    )
