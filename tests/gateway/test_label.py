@@ -484,3 +484,37 @@ def test_an_anthropic_model_through_its_own_provider(
         "model keyless cannot be called: API key variable SWITCHMAN_TEST_UNSET_KEY is "
         "not set" in err
     )
+
+
+def test_train_and_profile_add_read_the_labelled_tables_as_they_are(
+    tmp_path: Path, faults: FaultServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, faults.url, {"a": "ok", "b": "ok", "new": "ok"})
+    n = 8
+    prompts = _prompts(
+        tmp_path, n, answer=["answer from ok@a" if i % 2 else "answer from ok@b" for i in range(n)]
+    )
+    table, extra = tmp_path / "ab.parquet", tmp_path / "new.parquet"
+    assert (
+        _label(capsys, config, prompts, table, "--models", "a,b", "--reference", "answer")[0] == 0
+    )
+    assert (
+        _label(capsys, config, prompts, extra, "--models", "new", "--reference", "answer")[0] == 0
+    )
+    router, extended = tmp_path / "router", tmp_path / "router2"
+    assert main(["train", "--data", str(table), "--router", "prior", "--out", str(router)]) == 0
+    argv = [
+        "profile",
+        "add",
+        "--router",
+        str(router),
+        "--outcomes",
+        str(extra),
+        "--out",
+        str(extended),
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["models", "--router", str(extended)]) == 0
+    listing = capsys.readouterr().out
+    assert "new" in listing and "profile" in listing and str(extra) in listing
