@@ -59,7 +59,7 @@ class PoolCalls:
     """The named pool models, callable one message at a time (``async with`` to use)."""
 
     def __init__(
-        self, config: Config, names: Iterable[str], max_tokens: int, temperature: float
+        self, config: Config, names: Iterable[str], max_tokens: int, temperature: float | None
     ) -> None:
         self.config = config
         wanted = set(names)
@@ -120,8 +120,9 @@ class PoolCalls:
             "model": "label",
             "messages": [{"role": "user", "content": content}],
             "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
         }
+        if self.temperature is not None:
+            body["temperature"] = self.temperature
         if json_reply:
             body["response_format"] = {"type": "json_object"}
         try:

@@ -112,10 +112,11 @@ def register(commands: Any) -> None:
     )
     label.add_argument(
         "--temperature",
-        type=float,
+        type=_temperature,
         metavar="T",
         default=0.0,
-        help="sampling temperature of every call (default 0)",
+        help="sampling temperature of every call (default 0); 'default' sends none, for "
+        "models that accept only their own (some reasoning models refuse 0)",
     )
     label.add_argument(
         "--tolerance",
@@ -126,6 +127,15 @@ def register(commands: Any) -> None:
         "tolerance * max(1, |reference|) (default 1e-6)",
     )
     label.set_defaults(func=_label)
+
+
+def _temperature(text: str) -> float | None:
+    if text == "default":
+        return None
+    value = float(text)
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError("must be from 0 to 2, or 'default'")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -199,6 +209,7 @@ def _label(args: argparse.Namespace) -> int:
             f"switchman label calls models through the gateway's providers: "
             f"pip install 'switchman[gateway]' ({exc})"
         ) from None
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per health check is noise
     store.check_out_path(args.out)
     config, source = _config(args.config)
     _check_models(args, config, source)
