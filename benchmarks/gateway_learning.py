@@ -29,9 +29,7 @@ import argparse
 import contextlib
 import json
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,7 +43,9 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from gateway_overhead import ROOT, free_port, process  # noqa: E402
+from redis_support import running_redis  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "routing"
 
@@ -95,24 +95,12 @@ def tokens_for(cost: float, prompt: str, price_in: float, price_out: float) -> t
 
 
 @contextlib.contextmanager
-def redis_server(tmp: Path) -> Iterator[str]:
+def redis_server() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (scripts/bootstrap.sh installs it)")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp)],
-                            stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_redis(binary) as url:
+        yield url
 
 
 def trained_router(dataset: str, seed: int, cache: Path):  # noqa: ANN201
@@ -207,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream = StreamUpstream(bills)
         threading.Thread(target=upstream.serve_forever, daemon=True).start()
         stack.callback(upstream.shutdown)
-        redis_url = stack.enter_context(redis_server(tmp))
+        redis_url = stack.enter_context(redis_server())
         config = gateway_config(tmp, router_dir, describe, upstream.url, redis_url)
         http = stack.enter_context(httpx.Client(timeout=60))
 

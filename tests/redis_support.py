@@ -26,6 +26,14 @@ def redis_server() -> Iterator[str]:
         import pytest
 
         pytest.skip("redis-server is not installed (scripts/bootstrap.sh installs it)")
+    with running_redis(binary) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_redis(binary: str) -> Iterator[str]:
+    """``binary`` serving on a free loopback port without persistence, until the context
+    ends (also what benchmarks/gateway_learning.py runs)."""
     port = _free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
