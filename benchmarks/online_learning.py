@@ -11,7 +11,9 @@ routerbench:
   outcomes were, from the drift on);
 * no drift: learn against no-learn, quality and cost;
 * cold start: the router trained on 5% of the training part, with and without learning,
-  against the router trained on all of it (all at the full router's cost weight);
+  against the router trained on all of it (all at the full router's cost weight); with
+  ``--cold-bound``, also the cold router retrained with as much full-information data as
+  the stream's bandit feedback holds (what that much information closes, used fully);
 * budget: 25% and 50% of the best single model's spend on the stream: the largest spend /
   budget ratio over the steps and the mean quality against the best single model's;
 * sparse feedback: the drifts with feedback on 10% of the steps;
@@ -19,6 +21,7 @@ routerbench:
 
     .venv/bin/python benchmarks/online_learning.py [--datasets mmlupro routerbench]
         [--seeds 0 1 2 3] [--router default] [--cache /tmp/switchman-online] [--tune]
+        [--cold-bound]
 
 ``--tune`` replaces each split by an inner one of its training part (the router trained on
 70% of the 70%, the stream drawn from the other 30% of it): the learner's defaults were chosen
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from switchman.data import load_outcomes, split_by_prompt, to_matrices
 from switchman.estimates import Estimates
@@ -67,6 +71,10 @@ class Split:
     cold: Estimates  # the router trained on COLD_FRACTION of it
     cost_weight: float  # the full router's default cost weight
     router: Router
+    train: pd.DataFrame  # the training part (outcomes table)
+    cold_ids: np.ndarray  # prompt ids of the cold router's share of it
+    prompts: list[str]  # the stream's prompts, in stream order
+    key: str  # cache key of the split
 
 
 def _train_cached(path: Path, family: str, table, seed: int) -> Router:  # noqa: ANN001
@@ -108,7 +116,8 @@ def load_split(name: str, seed: int, family: str, cache: Path, tune: bool) -> Sp
     matrices = to_matrices(train)
     return Split(name, seed, tuple(stream.models), matrices.quality.mean(axis=0),
                  matrices.cost.mean(axis=0), stream.quality[order], stream.cost[order],
-                 embeddings, full_est, cold_est, full.default_cost_weight, full)
+                 embeddings, full_est, cold_est, full.default_cost_weight, full, train, keep,
+                 prompts, key)
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,39 @@ def report_cold(split: Split, config: LearnerConfig, rows: list[dict]) -> None:
                  "full": full.quality.mean()})
 
 
+def report_cold_bound(split: Split, cache: Path, family: str, rows: list[dict]) -> None:
+    """What full-information data closes of the cold-start gap, at the stream's volume.
+
+    Before the last quarter, bandit feedback has told the learner one model's outcome on
+    each of 3n/4 prompts: the information of about 3n/(4m) prompts with every model's
+    outcome, or 4x that if it all fell on the m/4 models worth trying. The cold router
+    retrained with that many more training prompts (every model's outcome, drawn from the
+    rest of the training part) shows how much of the gap that much information closes
+    when it is used to the full.
+    """
+    n, m = len(split.quality), len(split.models)
+    cold = run(split, split.cold, split.quality, split.cost, False)
+    full = run(split, split.full, split.quality, split.cost, False)
+    gap = quarters(full.quality)[3] - quarters(cold.quality)[3]
+    ids = split.train["prompt_id"].drop_duplicates().to_numpy()
+    rest = np.setdiff1d(ids, split.cold_ids)
+    for factor in (1, 4):
+        k = min(len(rest), round(factor * 0.75 * n / m))
+        extra = rest[np.random.default_rng(split.seed + 7).choice(len(rest), k, replace=False)]
+        chosen = split.train["prompt_id"].isin(np.concatenate([split.cold_ids, extra]))
+        router = _train_cached(cache / f"{split.key}-cold+{k}", family,
+                               split.train[chosen], split.seed)
+        res = run(split, router.estimate(split.prompts), split.quality, split.cost, False)
+        gain = quarters(res.quality)[3] - quarters(cold.quality)[3]
+        closed = gain / gap if gap > NOISE_GAP else None
+        print(f"  cold start bound: cold + {k} full-information prompts ({factor}x the "
+              f"stream's feedback / {m} models): last quarter "
+              f"{quarters(res.quality)[3]:.3f}, gap closed "
+              f"{'n/a' if closed is None else f'{closed:.0%}'}")
+        rows.append({"dataset": split.name, "seed": split.seed, "factor": factor, "k": k,
+                     "closed": closed})
+
+
 def report_budget(split: Split, config: LearnerConfig, rows: list[dict]) -> None:
     best = int(np.argmax(split.quality.mean(axis=0)))
     best_quality, best_spend = split.quality[:, best].mean(), split.cost[:, best].sum()
@@ -327,6 +369,12 @@ def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -
               + "; ".join(f"{r['gap']:+.4f} / {r['gain']:+.4f} / "
                           + ("n/a" if r["closed"] is None else f"{r['closed']:.0%}")
                           for r in cold))
+        bound = [r for r in rows["cold bound"] if r["dataset"] == name]
+        for factor in sorted({r["factor"] for r in bound}):
+            print(f"cold start bound, {factor}x the feedback as full-information prompts: "
+                  "share closed per seed "
+                  + " ".join("n/a" if r["closed"] is None else f"{r['closed']:.0%}"
+                             for r in bound if r["factor"] == factor))
         for share in (0.25, 0.5):
             for learn in (True, False):
                 group = [r for r in rows["budget"] if r["dataset"] == name
@@ -351,13 +399,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="where trained routers and stream estimates are kept")
     parser.add_argument("--tune", action="store_true",
                         help="inner splits of the training parts (what defaults are tuned on)")
+    parser.add_argument("--cold-bound", action="store_true",
+                        help="also retrain the cold router with as much full-information "
+                             "data as the stream's feedback holds (2 fits per split)")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"routing data not found at {DATA}", file=sys.stderr)
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
     config = LearnerConfig()
-    rows: dict[str, list[dict]] = {"none": [], "drift": [], "cold": [], "budget": []}
+    rows: dict[str, list[dict]] = {"none": [], "drift": [], "cold": [], "cold bound": [],
+                                   "budget": []}
     speeds = []
     for name in args.datasets:
         for seed in args.seeds:
@@ -371,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
             report_drift(split, config, 1.0, rows["drift"])
             report_drift(split, config, 0.1, rows["drift"])
             report_cold(split, config, rows["cold"])
+            if args.cold_bound:
+                report_cold_bound(split, args.cache, args.router, rows["cold bound"])
             report_budget(split, config, rows["budget"])
             if seed == args.seeds[0]:
                 speeds.append(report_speed(split, config))
