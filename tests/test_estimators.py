@@ -137,7 +137,10 @@ def test_learns_the_structure_better_than_the_prior(name: str, fitted: dict) -> 
     prior = PriorEstimator().fit(TRAIN, Y_TRAIN).predict(TEST)
     pred = fitted[name].predict(TEST)
     assert _mse(prior, P_TEST) > 0.1  # the prior is ~.5 where the truth is .1 or .9
-    assert _mse(pred, P_TEST) < 0.4 * _mse(prior, P_TEST)
+    # the default is chosen by how it routes, and of candidates that route alike it keeps
+    # the one shrunk furthest toward the prior: closer to the truth, not necessarily close
+    factor = 0.7 if name == "default" else 0.4
+    assert _mse(pred, P_TEST) < factor * _mse(prior, P_TEST)
     # and it ranks the right model first where it matters: A on kind 1, B on kind 2
     kind1 = P_TEST[:, 0] > 0.5
     # (32 clusters of ~6 prompts are noisy: the cluster family gets a few wrong)
@@ -424,15 +427,19 @@ def test_stacking_selects_by_out_of_fold_routing_score_when_given_cost() -> None
     def score(quality: np.ndarray) -> float:
         return max(routing_score(quality, cost, Y_TRAIN, decision_cost=seen) for seen in predicted)
 
-    scores = {name: score(twin._blend(oof, *wb)) for name, wb in candidates.items()}
-    assert {"blend", "average", "0:prior", "1:knn", "2:cluster", "3:task"} <= scores.keys()
+    scores = {name: score(twin._blend(oof, w, b)) for name, (w, b, _) in candidates.items()}
+    assert {"blend", "average", "0:prior", "1:knn", "2:cluster", "3:task",
+            "blend@0.5", "3:task@0.25"} <= scores.keys()
     assert est.selected_ in scores
-    assert scores[est.selected_] == pytest.approx(max(scores.values()))
-    assert np.array_equal(est.oof_quality_, twin._blend(oof, *candidates[est.selected_]))
-    # never worse out of fold than any single base, and the prior is never the pick here
-    singles = [score(oof[b]) for b in range(oof.shape[0])]
-    assert score(est.oof_quality_) >= max(singles) - 1e-12
+    # the kept candidate is at most a little below the best out of fold, and only ever in
+    # favour of one that keeps less of its per-prompt deviation from the prior
+    best = max(scores, key=scores.__getitem__)
+    assert scores[est.selected_] >= scores[best] - 0.02
+    assert candidates[est.selected_].share <= candidates[best].share
+    # the per-task signal here is strong: it is routed on, top point included
     assert est.selected_ != "0:prior"
+    assert est.top_model_ == -1
+    assert np.array_equal(est.oof_quality_, twin._blend(oof, *candidates[est.selected_][:2]))
     # the cost predictor it routes best with, which the router will keep (ties: the first)
     chosen = [routing_score(est.oof_quality_, cost, Y_TRAIN, decision_cost=seen)
               for seen in predicted]

@@ -2,40 +2,71 @@
 
 Each base estimator is fitted on k-1 folds and predicts the held-out fold. From those
 out-of-fold predictions come the candidates (a per-model non-negative least-squares blend,
-a plain average, each base alone), and the one that routes best on prompts the bases never
-saw is kept. So the default learns how far to trust each family on this data and is never
-worse, out of fold, than the best single family.
+a plain average, each base alone, and each of these shrunk part of the way toward the
+per-model prior), and the one that routes best on prompts the bases never saw is kept,
+with the caution of ``switchman.estimators.caution``: a simpler candidate within one
+standard error wins, and the top operating point is the best model unless per-prompt
+picks beat it out of fold. So the default learns how far to trust each family on this
+data, and on a table too small for per-prompt routing it falls back to the single models.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from switchman.estimates import Estimates
 from switchman.estimators.base import QualityEstimator, RoutingCosts, sub_state
+from switchman.estimators.caution import (
+    Trial,
+    lift_top,
+    one_standard_error,
+    resample_counts,
+    route_picks,
+    top_is_earned,
+)
 from switchman.eval import metrics
-from switchman.eval.sweep import sweep_picks, sweep_points
+from switchman.eval.sweep import sweep_points
 from switchman.features import Features
 from switchman.progress import stage
 
 log = logging.getLogger(__name__)
 
+#: Shares of a combination's per-prompt deviation from each model's mean quality that its
+#: shrunk candidates keep (0 would be the per-model prior, which is a candidate of its own).
+SHRINK_SHARES = (0.25, 0.5, 0.75)
+#: Bootstrap resamples of the training prompts behind the one-standard-error rule.
+N_RESAMPLES = 200
+#: Operating points of an out-of-fold sweep.
+N_POINTS = 25
+
+
+class Combination(NamedTuple):
+    """Per-model weights over the bases (n_models, n_bases), intercepts (n_models,), and
+    the share of per-prompt deviation from the prior it keeps (0 prior, 1 unshrunk)."""
+
+    weights: np.ndarray
+    intercept: np.ndarray
+    share: float
+
 
 def routing_score(predicted: np.ndarray, cost: np.ndarray, observed: np.ndarray,
-                  n_points: int = 25, decision_cost: np.ndarray | None = None) -> float:
+                  n_points: int = N_POINTS, decision_cost: np.ndarray | None = None) -> float:
     """How well ``predicted`` quality routes, scored on ``observed`` outcomes and ``cost``.
 
-    The AIQ of the policy's sweep; a sweep whose best point falls short of the best single
-    model's quality loses a full point, because a router that cannot match the best model
-    at any price fails the promise users buy it for, whatever its area. The policy sees
-    ``decision_cost`` (predicted costs) when given, else the observed ``cost``.
+    The policy sees ``decision_cost`` (predicted costs) when given, else the observed
+    ``cost``; see ``sweep_score``.
     """
     seen_cost = cost if decision_cost is None else decision_cost
-    _, picks = sweep_picks(Estimates(tuple(range(predicted.shape[1])), predicted, seen_cost),
-                           n_points)
+    return sweep_score(route_picks(predicted, seen_cost, n_points), observed, cost)
+
+
+def sweep_score(picks: np.ndarray, observed: np.ndarray, cost: np.ndarray) -> float:
+    """The AIQ of a sweep's picks (n_points, n_prompts) on observed outcomes; a sweep whose
+    best point falls short of the best single model's quality loses a full point, because
+    a router that cannot match the best model at any price fails the promise users buy it
+    for, whatever its area."""
     points = sweep_points(observed, cost, picks)
     score = metrics.aiq(points, float(cost.mean(axis=0).max()))
     reaches_best = metrics.max_quality(points) >= observed.mean(axis=0).max() - 1e-12
@@ -62,34 +93,43 @@ class StackingEstimator(QualityEstimator):
 
     def fit(self, features: Features, quality: np.ndarray,
             costs: RoutingCosts | None = None) -> StackingEstimator:
-        """Blend the bases; with ``costs``, keep whichever candidate routes best out of fold.
+        """Blend the bases; with ``costs``, keep the candidate that routes best out of fold.
 
-        Candidates are the least-squares blend, the plain average of the non-prior bases, and
-        each base alone. Least squares minimises squared error, but what matters is how well
-        the predictions *rank* models per prompt across the whole cost range, so the choice
-        among candidates is made on the routing quality of their out-of-fold predictions
-        (see ``routing_score``), with decisions on each of the router's predicted costs and
-        a candidate credited with the best of them; ``cost_choice_`` records which, and the
-        router keeps that cost predictor.
+        Least squares minimises squared error, but what matters is how well the predictions
+        *rank* models per prompt across the whole cost range, so the choice among
+        candidates is made on the routing quality of their out-of-fold predictions (see
+        ``sweep_score``), with decisions on each of the router's predicted costs and a
+        candidate credited with the best of them; ``cost_choice_`` records which, and the
+        router keeps that cost predictor. The choice is cautious (``caution``): the least
+        shrunk candidate must beat the others by a standard error, and a top point that
+        does not beat the best model is replaced by it (``top_model_``).
         """
         oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
         candidates = self._candidates(oof, quality)
         self.cost_choice_ = None
+        self.top_model_ = -1
         if costs is None:
             self.selected_ = "blend"
         else:
-            by_decision = self._score_candidates(oof, candidates, quality, costs)
-            scores = {name: max(s) for name, s in by_decision.items()}
-            self.selected_ = max(scores, key=scores.__getitem__)
+            trials = self._score_candidates(oof, candidates, quality, costs)
+            resamples = resample_counts(len(quality), N_RESAMPLES, self.seed)
+            self.selected_ = one_standard_error(trials, quality, costs.observed, resamples)
+            chosen = trials[self.selected_]
             if costs.predicted:
-                self.cost_choice_ = int(np.argmax(by_decision[self.selected_]))  # ties: first
+                self.cost_choice_ = chosen.decision
+            if chosen.lifted:
+                self.top_model_ = self._best_model(quality, costs.observed)
             log.info("stacking: out-of-fold routing score of each way to combine the "
                      "families (AIQ of its quality-cost curve on prompts the families did "
                      "not see; higher is better, and 1 is taken off a curve that never "
-                     "reaches the best single model's quality): %s; kept %r",
-                     {k: round(v, 4) for k, v in scores.items()}, self.selected_)
-        self.weights_, self.intercept_ = candidates[self.selected_]
-        self.oof_quality_ = self._blend(oof, self.weights_, self.intercept_)
+                     "reaches the best single model's quality): %s; kept %r, the simplest "
+                     "within one standard error of the best%s",
+                     {k: round(t.score, 4) for k, t in trials.items()}, self.selected_,
+                     "" if self.top_model_ < 0 else
+                     f", with model {self.top_model_} (the best on average) as its top "
+                     "point: per-prompt picks did not beat it out of fold")
+        self.weights_, self.intercept_, _ = candidates[self.selected_]
+        self.oof_quality_ = self._lifted(self._blend(oof, self.weights_, self.intercept_))
         used = self._used()
         with stage("final fit", len(used), unit="family") as bar:
             for b in used:
@@ -98,30 +138,42 @@ class StackingEstimator(QualityEstimator):
                 bar.update(1)
         return self
 
-    def _score_candidates(self, oof: np.ndarray,
-                          candidates: dict[str, tuple[np.ndarray, np.ndarray]],
-                          quality: np.ndarray, costs: RoutingCosts) -> dict[str, list[float]]:
-        """Each candidate's out-of-fold routing score with each of the router's cost
-        predictors (the observed costs when it has none)."""
+    @staticmethod
+    def _best_model(quality: np.ndarray, cost: np.ndarray) -> int:
+        """The model of the best mean quality on the training prompts (ties: cheaper)."""
+        name, _, _ = metrics.best_single(quality, cost, [str(j) for j in range(quality.shape[1])])
+        return int(name)
+
+    def _score_candidates(self, oof: np.ndarray, candidates: dict[str, Combination],
+                          quality: np.ndarray, costs: RoutingCosts) -> dict[str, Trial]:
+        """Each candidate's out-of-fold routing with the cost predictor it routes best
+        with (the observed costs when the router has none), its top point lifted to the
+        best model where per-prompt picks did not earn theirs."""
         decisions = costs.predicted or (costs.observed,)
-        scores: dict[str, list[float]] = {}
+        top = self._best_model(quality, costs.observed)
+        trials: dict[str, Trial] = {}
         with stage("choosing the blend", len(candidates) * len(decisions),
                    unit="sweep") as bar:
-            for name, wb in candidates.items():
-                blended = self._blend(oof, *wb)
-                scores[name] = []
-                for seen in decisions:
-                    scores[name].append(routing_score(blended, costs.observed, quality,
-                                                      decision_cost=seen))
+            for name, (weights, intercept, share) in candidates.items():
+                blended = self._blend(oof, weights, intercept)
+                for d, seen in enumerate(decisions):
+                    lifted = not top_is_earned(blended, seen, quality, top)
+                    picks = route_picks(lift_top(blended, top) if lifted else blended, seen,
+                                        N_POINTS)
+                    score = sweep_score(picks, quality, costs.observed)
+                    if name not in trials or score > trials[name].score:  # ties: first
+                        trials[name] = Trial(score, d, lifted, picks, share)
                     bar.update(1)
-        return scores
+        return trials
 
     def _used(self) -> np.ndarray:
         """Bases the selected combination gives weight; the others are neither fitted nor run."""
         return np.flatnonzero(np.any(self.weights_ != 0, axis=0))
 
-    def _candidates(self, oof: np.ndarray,
-                    quality: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def _candidates(self, oof: np.ndarray, quality: np.ndarray) -> dict[str, Combination]:
+        """The least-squares blend, the plain average of the non-prior bases, each base
+        alone, and (with a prior base) each of those shrunk toward the prior: a candidate
+        ``name@s`` keeps share ``s`` of the per-prompt deviation of ``name``."""
         from scipy.optimize import nnls  # fitting only: serving needs numpy alone
 
         n_bases, n_models = len(self.bases), quality.shape[1]
@@ -131,26 +183,46 @@ class StackingEstimator(QualityEstimator):
             x_mean, y_mean = x.mean(axis=0), quality[:, j].mean()
             weights[j], _ = nnls(x - x_mean, quality[:, j] - y_mean)
             intercept[j] = y_mean - x_mean @ weights[j]
-        candidates = {"blend": (weights, intercept)}
+        none = np.zeros(n_models)
+        candidates = {"blend": Combination(weights, intercept, 1.0)}
         local = [b for b, base in enumerate(self.bases) if base.kind != "prior"]
         if local:
             average = np.zeros((n_models, n_bases))
             average[:, local] = 1.0 / len(local)
-            candidates["average"] = (average, np.zeros(n_models))
+            candidates["average"] = Combination(average, none, 1.0)
+        priors = [b for b, base in enumerate(self.bases) if base.kind == "prior"]
         for b, base in enumerate(self.bases):
             one = np.zeros((n_models, n_bases))
             one[:, b] = 1.0
-            candidates[f"{b}:{base.kind}"] = (one, np.zeros(n_models))
+            candidates[f"{b}:{base.kind}"] = Combination(one, none, 0.0 if b in priors else 1.0)
+        if not priors:
+            return candidates
+        prior = np.zeros((n_models, n_bases))
+        prior[:, priors[0]] = 1.0
+        for name, (w, b, share) in list(candidates.items()):
+            if share == 1.0:
+                for s in SHRINK_SHARES:  # blended linearly: shrinking is a blend with the prior
+                    candidates[f"{name}@{s}"] = Combination(s * w + (1 - s) * prior, s * b, s)
         return candidates
 
     def out_of_fold(self, features: Features, quality: np.ndarray) -> np.ndarray:
-        """Each base's predictions for every training prompt, from a fit that excluded it."""
+        """Each base's predictions for every training prompt, from a fit that excluded it.
+
+        Except the per-model prior's, which are the means of all training prompts: those
+        are a handful of numbers, barely flattered by fitting in sample, while their k-fold
+        version is pessimistic, since a fold whose answers beat the average lowers the
+        estimates it is routed by and all its prompts flip together (on a table with no
+        per-prompt signal, 0.03 AIQ below the in-sample prior: three standard errors).
+        """
         from sklearn.model_selection import KFold  # fitting only: serving needs numpy alone
 
         oof = np.zeros((len(self.bases), *quality.shape))
         folds = KFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
         splits = list(folds.split(features.embeddings))
         for b, base in enumerate(self.bases):  # family by family: one progress bar each
+            if base.kind == "prior":  # in sample: see the docstring
+                oof[b] = base.fit(features, quality).predict(features)
+                continue
             with stage(f"out-of-fold {b}:{base.kind}", len(splits), unit="fold") as bar:
                 for train_idx, held_idx in splits:
                     base.fit(features.rows(train_idx), quality[train_idx])
@@ -163,14 +235,18 @@ class StackingEstimator(QualityEstimator):
         blended = np.einsum("bnm,mb->nm", predictions, weights) + intercept
         return np.clip(blended, 0.0, 1.0)
 
+    def _lifted(self, predicted: np.ndarray) -> np.ndarray:
+        return predicted if self.top_model_ < 0 else lift_top(predicted, self.top_model_)
+
     def predict(self, features: Features) -> np.ndarray:
         predictions = np.zeros((len(self.bases), len(features), self.weights_.shape[0]))
         for b in self._used():
             predictions[b] = self.bases[b].predict(features)
-        return self._blend(predictions, self.weights_, self.intercept_)
+        return self._lifted(self._blend(predictions, self.weights_, self.intercept_))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"weights": self.weights_, "intercept": self.intercept_}
+        arrays = {"weights": self.weights_, "intercept": self.intercept_,
+                  "top_model": np.array(self.top_model_)}
         for b in self._used():
             for key, value in self.bases[b].state_arrays().items():
                 arrays[f"base{b}.{key}"] = value
@@ -179,6 +255,8 @@ class StackingEstimator(QualityEstimator):
     def load_state(self, arrays: dict[str, np.ndarray]) -> StackingEstimator:
         self.weights_ = arrays["weights"]
         self.intercept_ = arrays["intercept"]
+        # routers saved before the top-point rule have no top model: none is lifted
+        self.top_model_ = int(arrays.get("top_model", -1))
         for b in self._used():
             self.bases[b].load_state(sub_state(arrays, f"base{b}."))
         return self
