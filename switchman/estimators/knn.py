@@ -35,7 +35,7 @@ class KNNEstimator(QualityEstimator):
         out = np.empty((n, self.train_quality_.shape[1]))
         k = min(self.k, self.train_embeddings_.shape[0])
         for start in range(0, n, _CHUNK):
-            sims = features.embeddings[start : start + _CHUNK] @ self.train_embeddings_.T
+            sims = features.similarity(self.train_embeddings_, start, start + _CHUNK)
             if k < sims.shape[1]:
                 idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             else:

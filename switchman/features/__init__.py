@@ -9,7 +9,7 @@ n-grams and ``task_classifier`` the P(task | prompt) that fills ``Features.task_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +19,10 @@ from switchman.features.lexical import lexical_features
 
 if TYPE_CHECKING:
     from switchman.embed import Encoder
+
+#: Batches up to this many prompts (a server's one prompt) keep their similarities to a
+#: training set for the next estimator that asks; larger ones (training) recompute them.
+_SHARED_SIMILARITY_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,25 @@ class Features:
     #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
     #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
     task_probs: np.ndarray | None = None
+    #: Similarities already computed, by training matrix (see ``similarity``).
+    _similarities: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def similarity(self, reference: np.ndarray, start: int = 0,
+                   stop: int | None = None) -> np.ndarray:
+        """Cosine similarities of prompts ``start:stop`` to the ``reference`` embeddings.
+
+        One router holds several neighbour searches over the same training prompts (the
+        kNN family, the task mixtures' local residuals: one array after loading), so for
+        a small batch the product is computed once and handed to each of them.
+        """
+        if len(self) > _SHARED_SIMILARITY_ROWS:
+            return self.embeddings[start:stop] @ reference.T
+        found = self._similarities.get(id(reference))
+        if found is None:  # the reference is kept with it: its id cannot be reused meanwhile
+            found = (reference, self.embeddings @ reference.T)
+            self._similarities[id(reference)] = found
+        return found[1][start:stop]
 
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
