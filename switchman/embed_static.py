@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from switchman.embed import OnnxMiniLMEncoder, default_cache_dir, progress_bar
+from switchman.wordpiece import AsciiWordPiece
 
 
 class StaticMiniLMEncoder:
@@ -43,6 +44,7 @@ class StaticMiniLMEncoder:
         self._codes: np.ndarray | None = None  # (vocab, dim) int8
         self._scales: np.ndarray | None = None  # (vocab,) float32: row = scale x codes
         self._tokenizer: Any = None
+        self._ascii: AsciiWordPiece | None = None
 
     @property
     def table_path(self) -> Path:
@@ -58,6 +60,7 @@ class StaticMiniLMEncoder:
             if not self.table_path.exists():
                 _save_atomically(self.table_path, _build_table(source))
             self._tokenizer = source.tokenizer()
+            self._ascii = AsciiWordPiece(self._tokenizer)
             self._fallback_ids = [self._tokenizer.token_to_id("[CLS]"),
                                   self._tokenizer.token_to_id("[SEP]")]
             with np.load(self.table_path, allow_pickle=False) as table:
@@ -76,14 +79,18 @@ class StaticMiniLMEncoder:
         return out
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
-        if len(texts) == 1:  # the gateway's case: the batch API's thread pool costs more
-            encodings = [self._tokenizer.encode(texts[0], add_special_tokens=False)]
+        if len(texts) == 1:  # the gateway's case: no batch thread pool, no Encoding
+            found = self._ascii.ids(texts[0])
+            if found is None:
+                found = self._tokenizer.encode(texts[0], add_special_tokens=False).ids
+            token_ids = [found]
         else:
-            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+            token_ids = [e.ids for e in
+                         self._tokenizer.encode_batch(texts, add_special_tokens=False)]
         sums = np.empty((len(texts), self.dim), dtype=np.float32)
-        for row, encoding in enumerate(encodings):
+        for row, ids in enumerate(token_ids):
             # A text with no tokens (empty, whitespace) gets the special tokens' vector.
-            ids = encoding.ids or self._fallback_ids
+            ids = ids or self._fallback_ids
             sums[row] = self._scales[ids] @ self._codes[ids]  # sum of the rows
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         return sums / np.maximum(norms, 1e-12)
