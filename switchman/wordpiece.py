@@ -24,8 +24,9 @@ from typing import Any
 
 _ASCII_CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
-#: Distinct words cached at most (then the cache starts again: memory stays bounded).
-MAX_CACHED_WORDS = 200_000
+#: Distinct words cached at most, a few MB (then the cache starts again: memory stays
+#: bounded whatever words arrive).
+MAX_CACHED_WORDS = 50_000
 
 
 class AsciiWordPiece:
