@@ -176,6 +176,10 @@ class Router:
                 log.info("%s", describe_fit(Estimates(self.models_, predicted, decision_cost),
                                             quality, cost, self.default_cost_weight_,
                                             out_of_fold=self.estimator.oof_quality_ is not None))
+        if self.estimator.top_model_ >= 0:
+            log.info("top operating point (cost weight 0): %s, the best model on average; "
+                     "per-prompt picks did not beat it on prompts the estimator did not see",
+                     self.models_[self.estimator.top_model_])
         return self
 
     def _keep_cost_mode(self, decision_costs: dict[str, np.ndarray]) -> np.ndarray:

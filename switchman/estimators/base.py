@@ -50,6 +50,11 @@ class QualityEstimator(ABC):
     #: with, which the router keeps. None: no preference, the router keeps the first
     #: (per-prompt) one.
     cost_choice_: int | None = None
+    #: Set by ``fit`` in estimators that guard their top operating point (the stacked
+    #: default, see ``caution``): the model whose estimate is lifted to at least every
+    #: other's, because per-prompt picks at cost weight 0 did not beat it out of fold;
+    #: -1 for none.
+    top_model_: int = -1
 
     @abstractmethod
     def fit(self, features: Features, quality: np.ndarray,

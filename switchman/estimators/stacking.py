@@ -125,9 +125,7 @@ class StackingEstimator(QualityEstimator):
                      "reaches the best single model's quality): %s; kept %r, the simplest "
                      "within one standard error of the best%s",
                      {k: round(t.score, 4) for k, t in trials.items()}, self.selected_,
-                     "" if self.top_model_ < 0 else
-                     f", with model {self.top_model_} (the best on average) as its top "
-                     "point: per-prompt picks did not beat it out of fold")
+                     ", its top point lifted to the best model" if chosen.lifted else "")
         self.weights_, self.intercept_, _ = candidates[self.selected_]
         self.oof_quality_ = self._lifted(self._blend(oof, self.weights_, self.intercept_))
         used = self._used()
