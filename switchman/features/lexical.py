@@ -54,17 +54,23 @@ def _char_buckets(text: str) -> np.ndarray:
 
 
 def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
-    """(n, LEXICAL_WIDTH) counts of hashed word and character n-grams, lower-cased."""
-    rows = []
-    for prompt in prompts:
+    """(n, LEXICAL_WIDTH) counts of hashed word and character n-grams, lower-cased.
+
+    Each row's buckets are counted with ``np.unique`` (sorted, duplicates summed), so the
+    matrix is built canonical: scipy's ``sum_duplicates`` sort pass and format checks
+    cost more than the counting itself for one prompt, a server's case (~0.3 ms there).
+    """
+    indices, counts, lengths = [], [], np.zeros(len(prompts) + 1, dtype=np.int64)
+    for row, prompt in enumerate(prompts):
         text = prompt.lower()
-        rows.append(np.concatenate([_word_buckets(text), WORD_BUCKETS + _char_buckets(text)]))
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    counts = sparse.csr_matrix(
-        (np.ones(len(indices), dtype=np.float32), indices.astype(np.int32), indptr),
+        buckets = np.concatenate([_word_buckets(text), WORD_BUCKETS + _char_buckets(text)])
+        unique, count = np.unique(buckets, return_counts=True)
+        indices.append(unique)
+        counts.append(count)
+        lengths[row + 1] = len(unique)
+    return sparse.csr_matrix(
+        (np.concatenate(counts).astype(np.float32) if counts else np.zeros(0, np.float32),
+         np.concatenate(indices).astype(np.int32) if indices else np.zeros(0, np.int32),
+         np.cumsum(lengths)),
         shape=(len(prompts), LEXICAL_WIDTH),
     )
-    counts.sum_duplicates()  # repeated n-grams become counts
-    return counts
