@@ -28,21 +28,29 @@ from switchman.gateway.service import Gateway
 logger = logging.getLogger(__name__)
 
 
-#: Random bytes read from the OS at once for request ids: one ``getrandom`` call per 1,024
-#: requests instead of one per request (a system call was ~2% of a pinned request's CPU).
-_ID_BYTES = 12 * 1024
+#: Random bytes per request id, and read from the OS at once: one ``getrandom`` call per
+#: 1,024 requests instead of one per request (a system call was ~2% of a pinned request's
+#: CPU).
+_RANDOM_BYTES = 8
+_ID_BYTES = _RANDOM_BYTES * 1024
 _random = bytearray()
 # A forked worker must not hand out the ids its parent's buffer still holds.
 os.register_at_fork(after_in_child=_random.clear)
 
 
 def new_request_id() -> str:
-    """A fresh, unguessable id (12 bytes from the OS's CSPRNG, as hex)."""
+    """A fresh id: the time in milliseconds, then 8 bytes from the OS's CSPRNG, as hex.
+
+    The time first makes ids ascend, so the decision log's index on them grows at its end
+    instead of at random pages: a logged row costs SQLite about half as much (~35 -> ~16 us
+    measured). The random part keeps ids unique across processes and replicas and not
+    guessable (feedback is accepted from the id's own caller anyway).
+    """
     if not _random:
         _random.extend(os.urandom(_ID_BYTES))
-    chunk = _random[-12:]
-    del _random[-12:]
-    return "chatcmpl-sw" + chunk.hex()
+    chunk = _random[-_RANDOM_BYTES:]
+    del _random[-_RANDOM_BYTES:]
+    return f"chatcmpl-sw{time.time_ns() // 1_000_000:011x}{chunk.hex()}"
 
 
 async def chat_completions(request: Request) -> Response:
