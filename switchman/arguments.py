@@ -20,3 +20,31 @@ def non_negative(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value
+
+
+def positive(text: str) -> float:
+    """A number > 0 (NaN refused)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def share(text: str) -> float:
+    """A fraction from 0 to 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def count_of_at_least(least: int):  # noqa: ANN201 (an argparse type)
+    """An argparse type: a whole number >= ``least``."""
+
+    def count(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"needs at least {least}")
+        return value
+
+    return count

@@ -13,19 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from switchman import __version__
-from switchman.arguments import model_names
+from switchman.arguments import count_of_at_least, model_names
 from switchman.label.commands import register as register_label
 from switchman.learning.commands import register as register_replay
 from switchman.progress import showing
 
 log = logging.getLogger("switchman")
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError("needs at least 2")
-    return value
-
 
 def build_parser() -> argparse.ArgumentParser:
     from switchman.estimators import ROUTER_NAMES
@@ -59,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="prompts table with prompt_id and prompt (other columns ignored)")
     route.add_argument("--out", required=True, type=Path,
                        help="decisions table to write: .parquet (the contract's), .csv or .jsonl")
-    route.add_argument("--points", type=_positive_int, default=41,
+    route.add_argument("--points", type=count_of_at_least(2), default=41,
                        help="operating points from cheapest to best quality (default 41)")
     route.add_argument("--models", type=model_names, metavar="A,B,C",
                        help="route among these of the router's models only (default: all)")
@@ -86,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--router", action="append", choices=ROUTER_NAMES,
                           help="with --train: router(s) to train; repeatable (default: default)")
     evaluate.add_argument("--out", required=True, type=Path, help="report directory")
-    evaluate.add_argument("--points", type=_positive_int, default=41,
+    evaluate.add_argument("--points", type=count_of_at_least(2), default=41,
                           help="operating points per router (default 41)")
     evaluate.add_argument("--prices", type=Path,
                           help="price table for costs a source lacks (with --train, the "

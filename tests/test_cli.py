@@ -37,13 +37,6 @@ def _first(path: Path, n: int, skip: int = 0) -> pd.DataFrame:
     return df[df["prompt_id"].isin(keep)].reset_index(drop=True)
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "switchman-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
     """Small slices on disk, their prompts embedded once into the shared cache."""

@@ -111,14 +111,6 @@ def test_cost_model_reprices_and_appends_columns() -> None:
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's shared cache (as tests/test_cli.py's): the encoder is built once."""
-    path = tmp_path_factory.getbasetemp() / "switchman-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> dict[str, Path]:
     """160 llmrouter prompts: 120 to train on (without NEW), 40 to route; NEW's outcomes."""
     if not (ROUTING / "llmrouter.parquet").is_file():

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from switchman.arguments import model_names, non_negative
+from switchman.arguments import count_of_at_least, model_names, non_negative
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,14 +98,14 @@ def register(commands: Any) -> None:
     )
     label.add_argument(
         "--concurrency",
-        type=_positive,
+        type=count_of_at_least(1),
         default=4,
         metavar="N",
         help="calls in flight at once (default 4; each model's max_in_flight still applies)",
     )
     label.add_argument(
         "--max-tokens",
-        type=_positive,
+        type=count_of_at_least(1),
         default=512,
         metavar="N",
         help="max_tokens of every call, answers and verdicts (default 512)",
@@ -138,11 +138,6 @@ def _temperature(text: str) -> float | None:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("needs at least 1")
-    return value
 
 
 def _config(path: Path | None) -> Any:

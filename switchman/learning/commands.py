@@ -11,23 +11,9 @@ import logging
 import sys
 from pathlib import Path
 
-from switchman.arguments import model_names, non_negative
+from switchman.arguments import model_names, non_negative, positive, share
 
 log = logging.getLogger(__name__)
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument("--no-learn", dest="learn", action="store_false",
                        help="the offline router as it is")
     spend = p.add_mutually_exclusive_group()
-    spend.add_argument("--budget-usd", type=_positive, default=None,
+    spend.add_argument("--budget-usd", type=positive, default=None,
                        help="total budget for the stream: the cost weight is paced so it "
                             "lasts, and spend never exceeds it")
     spend.add_argument("--cost-weight", type=non_negative, default=None,
                        help="fixed quality-per-dollar trade-off (default: the router's)")
     p.add_argument("--models", type=model_names, default=None,
                    help="comma-separated models the run may choose (default: all)")
-    p.add_argument("--feedback-rate", type=_share, default=1.0,
+    p.add_argument("--feedback-rate", type=share, default=1.0,
                    help="share of steps whose quality is fed back (default 1; costs are "
                         "always known)")
     p.add_argument("--seed", type=int, default=0,
