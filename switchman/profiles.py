@@ -42,6 +42,7 @@ _OFFSET_SHRINKAGE = 1.0
 _MIN_VARIANCE = 1e-3  # floor of a hypothesis's residual variance: identical answers are no proof
 #: Pseudo-prompts of each task residual's shrinkage toward zero (as the task mixture's).
 _TASK_SHRINKAGE = 5.0
+_ROWS_PER_BLOCK = 1024  # of AddedModels.predict's products: 48 models, 18 MB at most
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,19 @@ class Profile:
 
     def predict(self, trained_quality: np.ndarray, features: Features) -> np.ndarray:
         """Expected quality (n,) from the trained models' predictions (n, m_trained)."""
-        base = (trained_quality + self.offsets[None, :]) @ self.weights
-        if self.task_residuals is not None:
-            if features.task_probs is None:
-                raise ValueError(f"profile {self.name}: needs task posteriors")
-            local = features.task_probs @ self.task_residuals
-        else:
-            assert self.embeddings is not None and self.residuals is not None
-            kernel = np.exp((features.embeddings @ self.embeddings.T - 1.0) / _TEMPERATURE)
-            local = (kernel @ self.residuals) / (kernel.sum(axis=1) + _RESIDUAL_SHRINKAGE)
-        return np.clip(base + local, 0.0, 1.0)
+        return AddedModels([self]).predict(trained_quality, features)[:, 0]
+
+    def linear(self) -> tuple[np.ndarray, float]:
+        """The anchor mixture as coefficients on the trained models' predictions (m,) and
+        an intercept: ``(q + offsets) @ weights == q @ weights + offsets @ weights``."""
+        return self.weights, float(self.offsets @ self.weights)
+
+    def local(self, features: Features) -> np.ndarray:
+        """What the mixture misses on these prompts (n,), read through the per-prompt
+        residual kernel (profiles without task residuals)."""
+        assert self.embeddings is not None and self.residuals is not None
+        kernel = np.exp((features.embeddings @ self.embeddings.T - 1.0) / _TEMPERATURE)
+        return (kernel @ self.residuals) / (kernel.sum(axis=1) + _RESIDUAL_SHRINKAGE)
 
     def anchors(self, trained: tuple[str, ...], top: int = 2) -> list[tuple[str, float]]:
         """The ``top`` heaviest anchors as (model, weight), for ``switchman models``."""
@@ -93,6 +97,52 @@ class Profile:
         return cls(name, source, int(arrays["n_prompts"]), arrays["weights"], arrays["offsets"],
                    arrays.get("task_residuals"), arrays.get("embeddings"),
                    arrays.get("residuals"))
+
+
+class AddedModels:
+    """Every added model's profile as one linear map over the trained models' predictions.
+
+    A server predicts one prompt at a time: a product per profile cost about as much as
+    the rest of routing with eight of them (mmlupro), one product for all costs one.
+    The estimates are the profiles' own (same sums, in one matrix).
+    """
+
+    def __init__(self, profiles: list[Profile]) -> None:
+        self.profiles = profiles
+        linear = [p.linear() for p in profiles]
+        self.coefficients = np.column_stack([c for c, _ in linear])  # (m_trained, k)
+        self.intercepts = np.array([b for _, b in linear])  # (k,)
+        by_task = [p.task_residuals is not None for p in profiles]
+        self.task_columns = np.flatnonzero(by_task)
+        self.task_residuals = (np.column_stack([profiles[j].task_residuals
+                                                for j in self.task_columns])
+                               if self.task_columns.size else None)  # (n_tasks, k_task)
+        self.kernel_columns = np.flatnonzero(~np.asarray(by_task, dtype=bool))
+
+    def predict(self, trained_quality: np.ndarray, features: Features) -> np.ndarray:
+        """Expected quality (n, k) of the added models, in the profiles' order."""
+        out = _by_column(trained_quality, self.coefficients) + self.intercepts
+        if self.task_residuals is not None:
+            if features.task_probs is None:
+                names = [self.profiles[j].name for j in self.task_columns]
+                raise ValueError(f"profile(s) {names}: need task posteriors")
+            out[:, self.task_columns] += _by_column(features.task_probs, self.task_residuals)
+        for j in self.kernel_columns:
+            out[:, j] += self.profiles[j].local(features)
+        return np.clip(out, 0.0, 1.0)
+
+
+def _by_column(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` with each output column summed exactly as it would be alone: a matrix
+    product may round a column differently with other columns beside it, and a model's
+    estimates must not depend on which other models were added with it (a profile file
+    served beside other profiles scores as in the router it came from). Row blocks bound
+    the (rows, k, m) temporary."""
+    out = np.empty((a.shape[0], b.shape[1]))
+    for start in range(0, a.shape[0], _ROWS_PER_BLOCK):
+        block = a[start:start + _ROWS_PER_BLOCK]
+        out[start:start + _ROWS_PER_BLOCK] = (block[:, None, :] * b.T[None, :, :]).sum(axis=2)
+    return out
 
 
 def offset_prior(training_quality: np.ndarray) -> float:
@@ -199,4 +249,5 @@ def select_prompts(embeddings: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.asarray(picks, dtype=np.int64)[order]
 
 
-__all__ = ["Profile", "coverage_weights", "fit_profile", "offset_prior", "select_prompts"]
+__all__ = ["AddedModels", "Profile", "coverage_weights", "fit_profile", "offset_prior",
+           "select_prompts"]

@@ -48,6 +48,7 @@ from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
 from switchman.profile_file import ProfileFile, profile_file_name, write_profile_file
 from switchman.profiles import (
+    AddedModels,
     Profile,
     coverage_weights,
     fit_profile,
@@ -98,6 +99,7 @@ class Router:
         self.name = name
         self.profiles_ = []
         self._columns: np.ndarray | None = None
+        self._added: AddedModels | None = None  # the profiles as one map (_refresh_models)
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
@@ -150,6 +152,7 @@ class Router:
         self.models_ = self.trained_models_ = tuple(models)
         self.profiles_ = []
         self._columns = None
+        self._added = None
         self.trained_id_ = None
         self.training_quality_ = np.asarray(quality, dtype=np.float32)
         self.training_embeddings_ = np.asarray(features.embeddings, dtype=np.float32)
@@ -221,9 +224,9 @@ class Router:
                 features = self.task_classifier_.with_posteriors(features)
             quality = self.estimator.predict(features)
             cost = self.cost_model_.predict(features)
-            if self._columns is not None:  # models added by profile: trained, then added
-                added = [p.predict(quality, features) for p in self.profiles_]
-                quality = np.column_stack([quality, *added])[:, self._columns]
+            if self._added is not None:  # models added by profile: trained, then added
+                added = self._added.predict(quality, features)
+                quality = np.hstack([quality, added])[:, self._columns]
                 cost = cost[:, self._columns]
             return Estimates(self.models_, quality, cost)
 
@@ -239,6 +242,7 @@ class Router:
         self.models_ = tuple([self.trained_models_[j] for j in kept] + added)
         self._columns = (None if not added else
                          np.array(kept + list(range(n_trained, n_trained + len(added)))))
+        self._added = AddedModels(self.profiles_) if added else None
 
     def _full_names(self) -> list[str]:
         return list(self.trained_models_) + [p.name for p in self.profiles_]

@@ -25,7 +25,13 @@ from switchman.cost import CostModel  # noqa: E402
 from switchman.encoders import default_encoder  # noqa: E402
 from switchman.features import Features  # noqa: E402
 from switchman.profile_file import ProfileFileError, read_profile_file  # noqa: E402
-from switchman.profiles import coverage_weights, fit_profile, offset_prior, select_prompts  # noqa: E402
+from switchman.profiles import (  # noqa: E402
+    AddedModels,
+    coverage_weights,
+    fit_profile,
+    offset_prior,
+    select_prompts,
+)
 from switchman.router import Router, new_router  # noqa: E402
 
 NEW = ["gemma-2-9b-it", "llama-3.1-8b-instruct"]  # held out of training, added by profile
@@ -56,6 +62,25 @@ def test_an_offset_model_keeps_its_own_level() -> None:
     profile = fit_profile("new", "t", observed, anchors, emb)
     assert profile.weights.argmax() == 1
     assert abs(float(profile.offsets[1]) - 0.3) < 0.01  # shrunk by one pseudo-prompt in 81
+
+
+def test_added_models_predict_as_one_map_what_each_profile_predicts() -> None:
+    rng = np.random.default_rng(3)
+    anchors = (rng.random((40, 3)) < [0.3, 0.6, 0.8]).astype(float)
+    emb = rng.normal(size=(40, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    probs = rng.dirichlet(np.ones(4), size=40)
+    by_task = Features(emb, np.zeros(40), task_probs=probs)
+    by_kernel = Features(emb, np.zeros(40))
+    observed = (rng.random((40, 4)) < 0.5).astype(float)  # residuals left for the local part
+    profiles = [fit_profile(f"t{k}", "t", observed[:, k], anchors, by_task) for k in range(3)]
+    profiles.insert(1, fit_profile("kernel", "t", observed[:, 3], anchors, by_kernel))
+    predicted = rng.random((7, 3))
+    routed = Features(emb[:7], np.zeros(7), task_probs=probs[:7])
+    together = AddedModels(profiles).predict(predicted, routed)
+    assert together.shape == (7, 4)
+    for k, profile in enumerate(profiles):
+        assert np.allclose(together[:, k], profile.predict(predicted, routed), atol=1e-12)
 
 
 def test_selection_is_deterministic_and_covers_every_region() -> None:
