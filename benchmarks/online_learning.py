@@ -33,6 +33,7 @@ routerbench, ~150 s for mmlupro per split on 2 busy cores).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -329,11 +330,24 @@ def report_speed(split: Split, config: LearnerConfig) -> dict[str, float]:
         learner.context(split.embeddings[0], one)
         context_times.append(time.perf_counter() - start)
     times["context"] = np.median(context_times) * 1e6
+    # what a gateway pays to share the learned state (publish) and to take another's (sync)
+    publish, sync = [], []
+    for _ in range(20):
+        start = time.perf_counter()
+        text = json.dumps(learner.to_state())
+        publish.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        OnlineLearner.from_state(json.loads(text))
+        sync.append(time.perf_counter() - start)
+    times["publish"], times["sync"] = np.median(publish) * 1e3, np.median(sync) * 1e3
+    times["state_kb"] = len(text) / 1e3
     times["load"] = os.getloadavg()[0]
     print(f"  speed (load average {times['load']:.1f} on {os.cpu_count()} cores): learner "
           f"decision p50 {times['decide']:.1f} us + context "
           f"{times['context']:.1f} us, update p50 {times['update']:.1f} us "
-          f"(the router's own single-prompt estimate p50 {times['router']:.0f} us)")
+          f"(the router's own single-prompt estimate p50 {times['router']:.0f} us); "
+          f"learner state {times['state_kb']:.0f} kB, written p50 {times['publish']:.2f} ms, "
+          f"read p50 {times['sync']:.2f} ms")
     return times
 
 
@@ -387,7 +401,9 @@ def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -
         print(f"\nspeed: decision p50 {np.median([s['decide'] for s in speeds]):.1f} us + "
               f"context {np.median([s['context'] for s in speeds]):.1f} us, update p50 "
               f"{np.median([s['update'] for s in speeds]):.1f} us (target < 100 us each); "
-              f"router estimate p50 {np.median([s['router'] for s in speeds]):.0f} us")
+              f"router estimate p50 {np.median([s['router'] for s in speeds]):.0f} us; "
+              f"learner state written p50 {np.median([s['publish'] for s in speeds]):.2f} ms, "
+              f"read {np.median([s['sync'] for s in speeds]):.2f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:

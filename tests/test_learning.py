@@ -171,6 +171,37 @@ def test_the_state_round_trips_through_json() -> None:
         OnlineLearner.from_state({**state, "version": 99})
     with pytest.raises(ValueError):
         OnlineLearner.from_state({**state, "quality": {**state["quality"], "mean": [[0.0]]}})
+    with pytest.raises(ValueError, match="'cov' is not a packed array"):
+        OnlineLearner.from_state(
+            {**state, "quality": {**state["quality"], "cov": {"shape": [1], "base64": "@@"}}})
+    with pytest.raises(ValueError, match="different number of models"):
+        OnlineLearner.from_state({**state, "models": ["a", "a", "b"]})
+
+
+def test_a_state_saved_with_lists_of_floats_still_loads_exactly() -> None:
+    """Version 1 kept arrays as lists: a gateway upgraded over its old snapshot resumes
+    with the very same beliefs, and packed arrays are the arrays' exact bytes."""
+    rng = np.random.default_rng(6)
+    learner = _learner()
+    estimates = Estimates(MODELS, rng.random((40, 3)), rng.random((40, 3)) * 1e-3)
+    contexts = learner.contexts(_prompts(40), estimates)
+    for context in contexts[:30]:
+        learner.update(learner.decide(context, 10.0).model, context,
+                       float(rng.random() < 0.5), float(rng.random() * 1e-3))
+    packed = learner.to_state()
+    as_lists = {**packed, "version": 1, **{
+        part: {key: (getattr(getattr(learner, part), key).tolist()
+                     if isinstance(value, dict) else value)
+               for key, value in packed[part].items()}
+        for part in ("quality", "shared", "cost")}}
+    assert isinstance(as_lists["quality"]["cov"], list)
+    old, new = (OnlineLearner.from_state(json.loads(json.dumps(s))) for s in (as_lists, packed))
+    for context in contexts[30:]:
+        a, b, c = (x.posterior(context) for x in (learner, old, new))
+        np.testing.assert_array_equal(a.quality, b.quality)
+        np.testing.assert_array_equal(a.quality, c.quality)
+        np.testing.assert_array_equal(a.quality_std, c.quality_std)
+        np.testing.assert_array_equal(a.cost, b.cost)
 
 
 def test_a_replay_reads_only_the_chosen_models_outcomes() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from switchman.learning.packing import pack, unpack
+
 
 @dataclass(frozen=True)
 class Context:
@@ -31,15 +33,14 @@ class Context:
     cost: np.ndarray
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-like data (lists of floats) to keep with a decision until its feedback."""
-        return {"models": list(self.models), "prompt": self.prompt.tolist(),
-                "quality": self.quality.tolist(), "cost": self.cost.tolist()}
+        """JSON-like data (packed arrays) to keep with a decision until its feedback."""
+        return {"models": list(self.models), "prompt": pack(self.prompt),
+                "quality": pack(self.quality), "cost": pack(self.cost)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Context:
-        return cls(tuple(state["models"]), np.asarray(state["prompt"], dtype=np.float64),
-                   np.asarray(state["quality"], dtype=np.float64),
-                   np.asarray(state["cost"], dtype=np.float64))
+        return cls(tuple(state["models"]), unpack(state["prompt"], "prompt"),
+                   unpack(state["quality"], "quality"), unpack(state["cost"], "cost"))
 
 
 class PromptProjection:

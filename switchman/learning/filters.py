@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from switchman.learning.packing import pack, unpack
+
 _ARRAYS = ("mean", "cov", "last", "prior", "cusum", "runs", "memory_x", "memory_r", "seen")
 
 
@@ -191,18 +193,18 @@ class DriftingFilters:
         return mean + gain * (residual - float(x @ mean)), cov - np.outer(gain, spread)
 
     def to_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {key: getattr(self, key).tolist() for key in _ARRAYS}
+        state: dict[str, Any] = {key: pack(getattr(self, key)) for key in _ARRAYS}
         state.update(clock=self.clock, alarms=self.alarms)
         return state
 
     def load_state(self, state: dict[str, Any]) -> DriftingFilters:
         """Restore ``to_state``'s data into this (empty) instance; checks every shape."""
-        n = len(state["last"])
+        n = len(unpack(state["last"], "last"))
         d, m = self.d, self._memory
         shapes = {"mean": (n, d), "cov": (n, d, d), "last": (n,), "prior": (n,), "cusum": (n, 2),
                   "runs": (n, 2), "memory_x": (n, m, d), "memory_r": (n, m), "seen": (n,)}
         for key in _ARRAYS:
-            values = np.asarray(state[key], dtype=np.float64).reshape(-1)
+            values = unpack(state[key], key).reshape(-1)
             if values.size != math.prod(shapes[key]):
                 raise ValueError(f"learner state {key!r} does not fit {shapes[key]}")
             setattr(self, key, values.reshape(shapes[key]).copy())

@@ -31,7 +31,8 @@ Why this shape:
   constant factor). Costs are known for every answered request (the bill), quality only
   with feedback, so the two are filtered on separate clocks.
 
-State is a few arrays per model (bounded by the pool size), saved as lists of floats.
+State is a few arrays per model (bounded by the pool size), saved packed
+(:mod:`switchman.learning.packing`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ _COST_FLOOR = 1e-12
 _MAX_LOG_RATIO = 3.0
 #: Models one learner keeps state for at most (memory stays bounded whatever names arrive).
 MAX_MODELS = 1024
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Versions ``from_state`` reads: 1 kept arrays as lists of floats, 2 packs them.
+_READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -256,7 +259,7 @@ class OnlineLearner:
     # -- state ------------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Everything needed to resume, as JSON-like data (lists of floats)."""
+        """Everything needed to resume, as JSON-like data (arrays packed as bytes)."""
         return {
             "version": STATE_VERSION,
             "config": asdict(self.config),
@@ -273,18 +276,22 @@ class OnlineLearner:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OnlineLearner:
         """The learner ``to_state`` saved (a ValueError if the data do not fit together)."""
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"learner state version {state.get('version')!r} is not "
-                             f"{STATE_VERSION}")
+        if state.get("version") not in _READABLE_VERSIONS:
+            raise ValueError(f"learner state version {state.get('version')!r} is not one of "
+                             f"{_READABLE_VERSIONS}")
         config = LearnerConfig.from_dict(state["config"])
         projection = PromptProjection.from_state(state["projection"])
-        learner = cls(state["models"], projection.input_dim, config, projection)
+        # no models at first: their slots come whole from the state, not one prior at a time
+        learner = cls([], projection.input_dim, config, projection)
         learner.quality.load_state(state["quality"])
         learner.shared.load_state(state["shared"])
         learner.cost.load_state(state["cost"])
-        if len(learner.quality) != len(learner.models) or len(learner.cost) != len(
-                learner.models):
+        models = [str(name) for name in state["models"]]
+        if len(set(models)) != len(models) or not (
+                len(learner.quality) == len(learner.cost) == len(models)):
             raise ValueError("learner state covers a different number of models")
+        learner.models = models
+        learner._slot = {name: slot for slot, name in enumerate(models)}
         learner.tokens = float(state["tokens"])
         learner.decisions = int(state["decisions"])
         learner.explorations = int(state["explorations"])
