@@ -10,6 +10,9 @@ by round, so a neighbour's burst touches all of them alike; medians are printed.
 * ``pinned``: ``model`` = a pool model;
 * ``auto``: the prior-based ``switchman/auto``;
 * ``learned``: with ``--router DIR``, the trained router;
+* ``learning, budget``: the same router with ``learn: true`` under a (never exhausted)
+  budget: the learner's decision, the context kept for feedback, the bill learned, the
+  ledger's reserve and settle, and the learned state published on the gateway's beat;
 * ``pinned via starlette``: a pinned request through Starlette's middleware and routing,
   the path chat completions took before ``switchman.gateway.app.ChatFirst``.
 
@@ -30,12 +33,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from gateway_overhead import ROOT, free_port, gateway_config, process
 
 from switchman.config import load_config
 from switchman.gateway.app import ChatFirst, create_app
 
 App = Callable[[dict, Any, Any], Awaitable[None]]
+LEARNING = "switchman/learning"
+
+
+def with_learning(config: Path, router: str) -> Path:
+    """``config`` plus a learning router over ``router`` and a budget that covers it."""
+    values = yaml.safe_load(config.read_text())
+    values["routers"].append({"name": LEARNING, "path": router, "learn": True})
+    values["budgets"] = [{"name": "bench", "usd": 1e9, "period": "total",
+                          "routers": [LEARNING]}]
+    config.write_text(yaml.safe_dump(values))
+    return config
 
 
 def _scope(body: bytes) -> dict[str, Any]:
@@ -111,6 +126,7 @@ async def _alternate(app: ChatFirst, config: Path, router: str | None, concurren
     bodies = {"pinned": names[0], "auto": "switchman/auto"}
     if router:
         bodies["learned"] = "switchman/learned"
+        bodies["learning, budget"] = LEARNING
     targets: dict[str, tuple[App, bytes]] = {
         label: (app, json.dumps({"model": model, "messages": [
             {"role": "user", "content": prompt}]}).encode())
@@ -127,7 +143,8 @@ async def _alternate(app: ChatFirst, config: Path, router: str | None, concurren
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--router", help="trained router directory (adds the learned row)")
+    parser.add_argument("--router", help="trained router directory (adds the learned and the "
+                        "learning rows)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--batches", type=int, default=20, help="batches per round")
@@ -139,6 +156,8 @@ def main() -> int:
             [sys.executable, str(ROOT / "benchmarks" / "gateway_bench_upstream.py"),
              "--port", str(up_port)], f"http://127.0.0.1:{up_port}/", tmp / "up.log"))
         config = gateway_config(tmp, f"http://127.0.0.1:{up_port}/v1", args.router)
+        if args.router:
+            config = with_learning(config, args.router)
         results = asyncio.run(measure(config, args.router, args.concurrency, args.rounds,
                                       args.batches))
     print(f"{'target':<22} {'median us/req':>14}  per round")

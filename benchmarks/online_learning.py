@@ -14,6 +14,8 @@ routerbench:
   against the router trained on all of it (all at the full router's cost weight); with
   ``--cold-bound``, also the cold router retrained with as much full-information data as
   the stream's bandit feedback holds (what that much information closes, used fully);
+  ``--orders N`` pools both over N seeded orders of each stream (a last-quarter gap is a
+  few dozen answers: which prompts fall there decides much of one order's figure);
 * budget: 25% and 50% of the best single model's spend on the stream: the largest spend /
   budget ratio over the steps and the mean quality against the best single model's;
 * sparse feedback: the drifts with feedback on 10% of the steps;
@@ -21,7 +23,7 @@ routerbench:
 
     .venv/bin/python benchmarks/online_learning.py [--datasets mmlupro routerbench]
         [--seeds 0 1 2 3] [--router default] [--cache /tmp/switchman-online] [--tune]
-        [--cold-bound]
+        [--cold-bound] [--orders 1]
 
 ``--tune`` replaces each split by an inner one of its training part (the router trained on
 70% of the 70%, the stream drawn from the other 30% of it): the learner's defaults were chosen
@@ -37,7 +39,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -226,26 +228,52 @@ def report_no_drift(split: Split, config: LearnerConfig, rows: list[dict]) -> No
                  "cost ratio": learn.cost.sum() / fixed.cost.sum()})
 
 
-def report_cold(split: Split, config: LearnerConfig, rows: list[dict]) -> None:
-    learn = run(split, split.cold, split.quality, split.cost, True, config=config,
-                seed=split.seed)
-    cold = run(split, split.cold, split.quality, split.cost, False)
-    full = run(split, split.full, split.quality, split.cost, False)
-    gap = quarters(full.quality)[3] - quarters(cold.quality)[3]
-    gain = quarters(learn.quality)[3] - quarters(cold.quality)[3]
+def reordered(split: Split, order: int) -> Split:
+    """The split with its stream in another seeded order (order 0: the split's own).
+
+    Which prompts fall in the last quarter decides much of a cold-start figure (its gap is
+    a few dozen answers), so ``--orders`` pools that figure over several orders."""
+    if order == 0:
+        return split
+    perm = np.random.default_rng(1000 + order).permutation(len(split.quality))
+
+    def rows(estimates: Estimates) -> Estimates:
+        return Estimates(estimates.models, estimates.quality[perm], estimates.cost[perm])
+
+    return replace(split, quality=split.quality[perm], cost=split.cost[perm],
+                   embeddings=split.embeddings[perm], full=rows(split.full),
+                   cold=rows(split.cold), prompts=[split.prompts[i] for i in perm])
+
+
+def _pooled(gains: list[float], gaps: list[float]) -> float | None:
+    """Share of the summed gap the summed gain closes (None when the gap is noise)."""
+    return sum(gains) / sum(gaps) if sum(gaps) > NOISE_GAP * len(gaps) else None
+
+
+def report_cold(split: Split, config: LearnerConfig, orders: int, rows: list[dict]) -> None:
+    gains, gaps = [], []
+    for order in range(orders):
+        stream = reordered(split, order)
+        learn = run(stream, stream.cold, stream.quality, stream.cost, True, config=config,
+                    seed=split.seed)
+        cold = run(stream, stream.cold, stream.quality, stream.cost, False)
+        full = run(stream, stream.full, stream.quality, stream.cost, False)
+        gaps.append(quarters(full.quality)[3] - quarters(cold.quality)[3])
+        gains.append(quarters(learn.quality)[3] - quarters(cold.quality)[3])
+        if order == 0:
+            print(f"  cold start: cold+learn {_q(quarters(learn.quality))}; "
+                  f"cold {_q(quarters(cold.quality))}; full {_q(quarters(full.quality))}")
     # a last-quarter gap within a few answers is noise: no share of it is meaningful
-    closed = gain / gap if gap > NOISE_GAP else None
-    print(f"  cold start: cold+learn {_q(quarters(learn.quality))}; "
-          f"cold {_q(quarters(cold.quality))}; full {_q(quarters(full.quality))}; "
-          "last-quarter gap closed "
-          f"{'n/a' if closed is None else f'{closed:.0%}'}")
-    rows.append({"dataset": split.name, "seed": split.seed, "closed": closed, "gap": gap,
-                 "gain": gain,
-                 "learn": learn.quality.mean(), "cold": cold.quality.mean(),
-                 "full": full.quality.mean()})
+    closed = _pooled(gains, gaps)
+    print(f"  cold start, last quarter over {orders} stream order(s): gap {np.mean(gaps):+.4f}, "
+          f"gain {np.mean(gains):+.4f}, closed {'n/a' if closed is None else f'{closed:.0%}'}")
+    rows.append({"dataset": split.name, "seed": split.seed, "closed": closed,
+                 "gap": float(np.mean(gaps)), "gain": float(np.mean(gains)),
+                 "gaps": gaps, "gains": gains})
 
 
-def report_cold_bound(split: Split, cache: Path, family: str, rows: list[dict]) -> None:
+def report_cold_bound(split: Split, cache: Path, family: str, orders: int,
+                      rows: list[dict]) -> None:
     """What full-information data closes of the cold-start gap, at the stream's volume.
 
     Before the last quarter, bandit feedback has told the learner one model's outcome on
@@ -256,9 +284,6 @@ def report_cold_bound(split: Split, cache: Path, family: str, rows: list[dict]) 
     when it is used to the full.
     """
     n, m = len(split.quality), len(split.models)
-    cold = run(split, split.cold, split.quality, split.cost, False)
-    full = run(split, split.full, split.quality, split.cost, False)
-    gap = quarters(full.quality)[3] - quarters(cold.quality)[3]
     ids = split.train["prompt_id"].drop_duplicates().to_numpy()
     rest = np.setdiff1d(ids, split.cold_ids)
     for factor in (1, 4):
@@ -267,15 +292,23 @@ def report_cold_bound(split: Split, cache: Path, family: str, rows: list[dict]) 
         chosen = split.train["prompt_id"].isin(np.concatenate([split.cold_ids, extra]))
         router = _train_cached(cache / f"{split.key}-cold+{k}", family,
                                split.train[chosen], split.seed)
-        res = run(split, router.estimate(split.prompts), split.quality, split.cost, False)
-        gain = quarters(res.quality)[3] - quarters(cold.quality)[3]
-        closed = gain / gap if gap > NOISE_GAP else None
+        # the richer router's estimates ride along as the "full" ones of the reordered split
+        more = replace(split, full=router.estimate(split.prompts))
+        gains, gaps = [], []
+        for order in range(orders):
+            stream = reordered(more, order)
+            cold = run(stream, stream.cold, stream.quality, stream.cost, False)
+            full = run(stream, reordered(split, order).full, stream.quality, stream.cost,
+                       False)
+            res = run(stream, stream.full, stream.quality, stream.cost, False)
+            gaps.append(quarters(full.quality)[3] - quarters(cold.quality)[3])
+            gains.append(quarters(res.quality)[3] - quarters(cold.quality)[3])
+        closed = _pooled(gains, gaps)
         print(f"  cold start bound: cold + {k} full-information prompts ({factor}x the "
-              f"stream's feedback / {m} models): last quarter "
-              f"{quarters(res.quality)[3]:.3f}, gap closed "
+              f"stream's feedback / {m} models), over {orders} stream order(s): gap closed "
               f"{'n/a' if closed is None else f'{closed:.0%}'}")
         rows.append({"dataset": split.name, "seed": split.seed, "factor": factor, "k": k,
-                     "closed": closed})
+                     "closed": closed, "gaps": gaps, "gains": gains})
 
 
 def report_budget(split: Split, config: LearnerConfig, rows: list[dict]) -> None:
@@ -351,6 +384,12 @@ def report_speed(split: Split, config: LearnerConfig) -> dict[str, float]:
     return times
 
 
+def _share(group: list[dict]) -> str:
+    closed = _pooled([g for r in group for g in r["gains"]],
+                     [g for r in group for g in r["gaps"]])
+    return "n/a" if closed is None else f"{closed:.0%}"
+
+
 def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -> None:
     """Means over seeds, against the issue's targets."""
     print("\n## summary (mean over seeds)")
@@ -382,13 +421,16 @@ def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -
               "(target >= 50%) per seed: "
               + "; ".join(f"{r['gap']:+.4f} / {r['gain']:+.4f} / "
                           + ("n/a" if r["closed"] is None else f"{r['closed']:.0%}")
-                          for r in cold))
+                          for r in cold)
+              + f"; pooled over seeds and orders: {_share(cold)}")
         bound = [r for r in rows["cold bound"] if r["dataset"] == name]
         for factor in sorted({r["factor"] for r in bound}):
+            group = [r for r in bound if r["factor"] == factor]
             print(f"cold start bound, {factor}x the feedback as full-information prompts: "
                   "share closed per seed "
                   + " ".join("n/a" if r["closed"] is None else f"{r['closed']:.0%}"
-                             for r in bound if r["factor"] == factor))
+                             for r in group)
+                  + f"; pooled {_share(group)}")
         for share in (0.25, 0.5):
             for learn in (True, False):
                 group = [r for r in rows["budget"] if r["dataset"] == name
@@ -418,6 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-bound", action="store_true",
                         help="also retrain the cold router with as much full-information "
                              "data as the stream's feedback holds (2 fits per split)")
+    parser.add_argument("--orders", type=int, default=1,
+                        help="stream orders the cold-start figures are pooled over (the "
+                             "split's own first)")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"routing data not found at {DATA}", file=sys.stderr)
@@ -438,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
             report_no_drift(split, config, rows["none"])
             report_drift(split, config, 1.0, rows["drift"])
             report_drift(split, config, 0.1, rows["drift"])
-            report_cold(split, config, rows["cold"])
+            report_cold(split, config, args.orders, rows["cold"])
             if args.cold_bound:
-                report_cold_bound(split, args.cache, args.router, rows["cold bound"])
+                report_cold_bound(split, args.cache, args.router, args.orders,
+                                  rows["cold bound"])
             report_budget(split, config, rows["budget"])
             if seed == args.seeds[0]:
                 speeds.append(report_speed(split, config))
