@@ -16,6 +16,8 @@ from switchman.estimates import Estimates
 
 # Breaks exact quality ties toward the cheaper model without moving any real trade-off.
 _TIE_BREAK_WEIGHT = 1e-6
+#: Relative cost difference below which two models cost the same (see ``_break_evens``).
+_COST_ROUNDING = 1e-9
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,18 @@ def _weight_for_cost(estimates: Estimates, target: float, top: float) -> float:
 
 
 def _break_evens(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Per prompt and pair of models, the weight at which the dearer, better one stops winning."""
+    """Per prompt and pair of models, the weight at which the dearer, better one stops winning.
+
+    Two models whose costs differ only by rounding (equal prices, costs computed along
+    different paths: a trained model and one added by profile, 1e-19 USD apart) do not
+    trade off: their break-even of 1e19 would set the sweep's top weight so high that its
+    40-step search never reaches the weights where the models that do trade off break
+    even, and every point but the last would be the cheapest one.
+    """
     dq = quality[:, :, None] - quality[:, None, :]
     dc = cost[:, :, None] - cost[:, None, :]
-    valid = (dq > 0) & (dc > 0)
+    scale = np.maximum(np.abs(cost[:, :, None]), np.abs(cost[:, None, :]))
+    valid = (dq > 0) & (dc > _COST_ROUNDING * scale)
     return dq[valid] / dc[valid]
 
 

@@ -255,6 +255,21 @@ def test_sweep_spaces_out_tied_break_evens() -> None:
     assert np.all(np.diff(w) < 0)
 
 
+def test_sweep_ignores_costs_that_differ_by_rounding_alone() -> None:
+    # b and c cost the same but for 1e-19 (a trained model and one added by profile at
+    # the same price): the sweep must still trade a off against them, point by point
+    rng = np.random.default_rng(0)
+    n = 200
+    quality = np.column_stack([rng.uniform(0.2, 0.5, n), rng.uniform(0.4, 0.9, n),
+                               rng.uniform(0.4, 0.9, n)])
+    cost = np.column_stack([np.full(n, 1e-5), np.full(n, 1.8e-4), np.full(n, 1.8e-4)])
+    cost[:, 2] += 1e-19 * (rng.random(n) < 0.5)
+    e = Estimates(("a", "b", "c"), quality, cost)
+    w = cost_weight_sweep(e, 21)
+    spend = [float(cost[np.arange(n), choose(e, float(x))].mean()) for x in w]
+    assert len({round(s, 9) for s in spend}) >= 10  # not the cheapest point and then the dearest
+
+
 def test_sweep_without_trade_offs_still_has_n_points() -> None:
     # the better model is also the cheaper one: no break-even at all
     e = Estimates(("a", "b"), np.array([[0.9, 0.5], [0.7, 0.2]]),
