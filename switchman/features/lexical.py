@@ -53,18 +53,32 @@ def _char_buckets(text: str) -> np.ndarray:
     return np.concatenate(buckets) if buckets else np.zeros(0, dtype=np.int64)
 
 
+def _counted(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct buckets in order and how often each occurs: ``np.unique(...,
+    return_counts=True)``'s result, sorted as int32 (every bucket is below 2**31), which
+    takes about two thirds of its time on a long prompt's ~5,000 buckets."""
+    ordered = np.sort(buckets.astype(np.int32))
+    if not len(ordered):
+        return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.empty(len(ordered), dtype=bool)
+    starts[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    return ordered[first], np.diff(first, append=len(ordered))
+
+
 def lexical_features(prompts: Sequence[str]) -> sparse.csr_matrix:
     """(n, LEXICAL_WIDTH) counts of hashed word and character n-grams, lower-cased.
 
-    Each row's buckets are counted with ``np.unique`` (sorted, duplicates summed), so the
-    matrix is built canonical: scipy's ``sum_duplicates`` sort pass and format checks
-    cost more than the counting itself for one prompt, a server's case (~0.3 ms there).
+    Each row's buckets are counted sorted (see ``_counted``), so the matrix is built
+    canonical: scipy's ``sum_duplicates`` sort pass and format checks cost more than the
+    counting itself for one prompt, a server's case (~0.3 ms there).
     """
     indices, counts, lengths = [], [], np.zeros(len(prompts) + 1, dtype=np.int64)
     for row, prompt in enumerate(prompts):
         text = prompt.lower()
         buckets = np.concatenate([_word_buckets(text), WORD_BUCKETS + _char_buckets(text)])
-        unique, count = np.unique(buckets, return_counts=True)
+        unique, count = _counted(buckets)
         indices.append(unique)
         counts.append(count)
         lengths[row + 1] = len(unique)

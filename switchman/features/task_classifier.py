@@ -126,12 +126,15 @@ class TaskClassifier:
         """(n, n_tasks) tf-idf @ the lexical weights. One prompt (the gateway's case) skips
         scipy: its ~250 non-zero columns' weight rows are gathered and summed with numpy,
         the same arithmetic as ``_tfidf(counts) @ coef`` without building two sparse
-        matrices (~4x cheaper); a batch goes through scipy, whose product scales."""
+        matrices (~4x cheaper); a batch goes through scipy, whose product scales. The rows
+        are gathered with ``np.take``, which copies rows several times faster than fancy
+        indexing does (a long prompt's ~3,500 rows: ~30 instead of ~160 us)."""
         if counts.shape[0] != 1:
             return _tfidf(counts, self.idf_) @ self.lexical_coef_
-        weights = (1.0 + np.log(counts.data, dtype=np.float32)) * self.idf_[counts.indices]
+        columns = counts.indices
+        weights = (1.0 + np.log(counts.data, dtype=np.float32)) * self.idf_.take(columns)
         weights /= np.float32(max(float(np.sqrt(weights @ weights)), 1e-12))
-        return (weights @ self.lexical_coef_[counts.indices])[None, :]
+        return (weights @ self.lexical_coef_.take(columns, axis=0))[None, :]
 
     def with_posteriors(self, features: Features) -> Features:
         """``features`` with this classifier's P(task | prompt) in ``task_probs``."""
