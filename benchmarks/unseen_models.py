@@ -12,6 +12,8 @@ Printed per dataset and n: AIQ and iso-quality cost ratio averaged over seeds, a
     gain recovered = mean(AIQ profiled - AIQ old) / mean(AIQ retrained - AIQ old)
 
 (the ratio of the gains averaged over seeds; it is undefined where a retrain gains nothing).
+The last row profiles the held-out models from all their answers on the training part (a
+reference, not a use case): what placing a model by profile reaches when n is no limit.
 Also: seconds to add one model from 100 prompts, and one-prompt routing latency of the
 profiled router against the same router without its profiles and the retrained one with
 as many models (whose fit may blend other estimator families: mmlupro's old router blends
@@ -92,6 +94,9 @@ def run_seed(name: str, seed: int, cache: Path) -> dict:
             if (how, n) == ("selected", SIZES[-1]):
                 row["latency"] = latency(router, Router.load(old_dir), Router.load(all_dir),
                                          prompts[:200])
+    router = Router.load(old_dir)  # reference: the placement's own limit, whatever n
+    router.add_profiles(new_rows, source="all")
+    row["all answers"] = scores(router, test, prompts)
     router = Router.load(old_dir)
     one = new_rows[new_rows["model"] == held[0]]
     one = one[one["prompt_id"].isin(set(router.select_prompts(100)["prompt_id"]))]
@@ -140,6 +145,7 @@ def report(name: str, rows: list[dict]) -> None:
     for n in SIZES:
         for how in ("selected", "random"):
             line(f"{how} n={n}", (how, n))
+    line("all training answers", "all answers")
     print(f"profile add, one model from 100 prompts: "
           f"{np.median([r['add_seconds'] for r in rows]):.3f} s (median over seeds)")
     profiled, bare, retrained = (np.median([r["latency"][i] for r in rows]) for i in range(3))
