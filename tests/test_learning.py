@@ -213,3 +213,28 @@ def test_a_replay_reads_only_the_chosen_models_outcomes() -> None:
                                                         seed=1), _learner(), _prompts(n))
     assert outcomes.reads == [(step, int(result.choice[step])) for step in range(n)]
     assert 0.2 < result.feedback.mean() < 0.4
+
+
+def test_the_expected_cost_is_the_mean_bill_not_the_geometric_one() -> None:
+    """Bills scattered around the router's estimate (log-normal, std 0.3) cost on average
+    exp(0.3**2 / 2) = 1.046 times it; exp(mean log ratio) alone would say 1.0. Exact bills
+    leave the estimate as it is."""
+    rng = np.random.default_rng(8)
+    estimates = _estimates(1, (0.5, 0.5, 0.5), (1e-3, 1e-3, 1e-3))
+    context = _learner().context(_prompts(1)[0], estimates)
+    scattered, exact = _learner(), _learner()
+    believed = []  # the filter tracks recent bills (price changes): average its belief
+    for step in range(3000):
+        scattered.update("a", context, cost=1e-3 * float(np.exp(rng.normal(0.0, 0.3))))
+        exact.update("a", context, cost=1e-3)
+        if step >= 1000:
+            believed.append(scattered.posterior(context).cost[0])
+    assert np.mean(believed) == pytest.approx(1.046e-3, rel=0.02)
+    assert exact.posterior(context).cost[0] == pytest.approx(1e-3, rel=1e-6)
+    state = scattered.to_state()
+    restored = OnlineLearner.from_state(json.loads(json.dumps(state)))
+    assert restored.posterior(context).cost[0] == scattered.posterior(context).cost[0]
+    # a state saved before the spread was kept loads, with no spread yet
+    older = {k: v for k, v in state.items() if not k.startswith("cost_spread")}
+    assert OnlineLearner.from_state(older).posterior(context).cost[0] == pytest.approx(
+        scattered.posterior(context).cost[0] / np.exp(0.5 * scattered.cost_spread[0]))

@@ -29,7 +29,9 @@ Why this shape:
 * **Cost.** Per model, a multiplicative correction of the router's cost estimate: the same
   kind of filter, one-dimensional, on ``log(observed / estimated)`` (a price change is a
   constant factor). Costs are known for every answered request (the bill), quality only
-  with feedback, so the two are filtered on separate clocks.
+  with feedback, so the two are filtered on separate clocks. The expected cost is
+  ``exp(mean + spread / 2)`` with the log ratios' own decayed spread: exp of a mean log is a
+  geometric mean, below the arithmetic one that spending follows.
 
 State is a few arrays per model (bounded by the pool size), saved packed
 (:mod:`switchman.learning.packing`).
@@ -48,6 +50,7 @@ from switchman.estimates import Estimates
 from switchman.learning.config import LearnerConfig
 from switchman.learning.context import Context, PromptProjection
 from switchman.learning.filters import DriftingFilters
+from switchman.learning.packing import pack, unpack
 
 #: Breaks exact utility ties toward the cheaper model, as ``switchman.policy`` does.
 _TIE_BREAK_WEIGHT = 1e-6
@@ -56,6 +59,11 @@ _COST_FLOOR = 1e-12
 #: One cost observation counts as at most this log ratio (20x): a single prompt the router's
 #: cost model misjudged (a 12x longer answer) must not reprice the model.
 _MAX_LOG_RATIO = 3.0
+#: The cost filter learns the mean log ratio; the expected cost is exp(mean + variance / 2)
+#: (lognormal), so exp(mean) alone under-rates every model by ~3% on the dev data (log
+#: ratios' std 0.15-0.26). Variances above this cap (+5%) are heavy tails (misjudged answer
+#: lengths, a price change in progress), not spread to price in.
+_MAX_COST_SPREAD = 0.1
 #: Models one learner keeps state for at most (memory stays bounded whatever names arrive).
 MAX_MODELS = 1024
 STATE_VERSION = 2
@@ -105,6 +113,11 @@ class OnlineLearner:
         self.shared.add()
         self.cost = DriftingFilters(1, c.cost_noise, c.cost_halflife, c.change_slack,
                                     c.change_threshold, 1.0, c.change_memory)
+        # per model: decayed mean square of the log cost ratio around the filter's mean, and
+        # the decayed count it is a mean over (same half-life as the cost filter)
+        self._cost_rho = 0.5 ** (1.0 / c.cost_halflife)
+        self.cost_spread = np.zeros(0)
+        self.cost_spread_weight = np.zeros(0)
         self.models: list[str] = []
         self._slot: dict[str, int] = {}
         self._columns: dict[tuple[str, ...], slice | np.ndarray] = {}
@@ -158,6 +171,8 @@ class OnlineLearner:
         self.models.append(name)
         self._slot[name] = slot = self.quality.add(prior)
         self.cost.add()
+        self.cost_spread = np.append(self.cost_spread, 0.0)
+        self.cost_spread_weight = np.append(self.cost_spread_weight, 0.0)
         self._columns.clear()  # the state arrays were replaced
         return slot
 
@@ -186,7 +201,8 @@ class OnlineLearner:
         slots = self._slots(context.models)
         shift, variance = self.quality.predict(slots, self._design(context),
                                                self.shared if self.config.shared else None)
-        log_factor = self.config.cost_prior * self.cost.intercepts(slots)
+        log_factor = (self.config.cost_prior * self.cost.intercepts(slots)
+                      + 0.5 * np.minimum(self.cost_spread[slots], _MAX_COST_SPREAD))
         return Posterior(context.quality + shift, np.sqrt(np.maximum(variance, 0.0)),
                          context.cost * np.exp(log_factor))
 
@@ -253,8 +269,18 @@ class OnlineLearner:
                 raise ValueError(f"cost must be >= 0, got {cost}")
             ratio = math.log(max(cost, _COST_FLOOR)
                              / max(float(context.cost[column]), _COST_FLOOR))
-            self.cost.observe(slot, np.array([self.config.cost_prior]),
-                              min(max(ratio, -_MAX_LOG_RATIO), _MAX_LOG_RATIO))
+            ratio = min(max(ratio, -_MAX_LOG_RATIO), _MAX_LOG_RATIO)
+            self._observe_spread(slot, ratio)
+            self.cost.observe(slot, np.array([self.config.cost_prior]), ratio)
+
+    def _observe_spread(self, slot: int, log_ratio: float) -> None:
+        """Fold one log cost ratio's squared distance from the filter's current mean into
+        the model's decayed spread (what turns exp(mean) into the expected cost)."""
+        mean = self.config.cost_prior * float(self.cost.intercepts(slice(slot, slot + 1))[0])
+        weight = self._cost_rho * float(self.cost_spread_weight[slot]) + 1.0
+        spread = float(self.cost_spread[slot])
+        self.cost_spread[slot] = spread + ((log_ratio - mean) ** 2 - spread) / weight
+        self.cost_spread_weight[slot] = weight
 
     # -- state ------------------------------------------------------------------------------
 
@@ -268,6 +294,8 @@ class OnlineLearner:
             "quality": self.quality.to_state(),
             "shared": self.shared.to_state(),
             "cost": self.cost.to_state(),
+            "cost_spread": pack(self.cost_spread),
+            "cost_spread_weight": pack(self.cost_spread_weight),
             "tokens": self.tokens,
             "decisions": self.decisions,
             "explorations": self.explorations,
@@ -292,6 +320,11 @@ class OnlineLearner:
             raise ValueError("learner state covers a different number of models")
         learner.models = models
         learner._slot = {name: slot for slot, name in enumerate(models)}
+        for key in ("cost_spread", "cost_spread_weight"):  # absent from states before it
+            values = (unpack(state[key], key) if key in state else np.zeros(len(models)))
+            if values.shape != (len(models),):
+                raise ValueError(f"learner state {key!r} does not fit {len(models)} models")
+            setattr(learner, key, values.copy())
         learner.tokens = float(state["tokens"])
         learner.decisions = int(state["decisions"])
         learner.explorations = int(state["explorations"])
