@@ -315,8 +315,9 @@ class OnlineLearner:
         learner.shared.load_state(state["shared"])
         learner.cost.load_state(state["cost"])
         models = [str(name) for name in state["models"]]
-        if len(set(models)) != len(models) or not (
-                len(learner.quality) == len(learner.cost) == len(models)):
+        if len(set(models)) != len(models):
+            raise ValueError("learner state names a model twice")
+        if not len(learner.quality) == len(learner.cost) == len(models):
             raise ValueError("learner state covers a different number of models")
         learner.models = models
         learner._slot = {name: slot for slot, name in enumerate(models)}
