@@ -267,31 +267,14 @@ def fit_profile(name: str, source: str, observed: np.ndarray, anchor_quality: np
                    residuals=residuals.astype(np.float32))
 
 
-def _centred(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Embeddings less the training prompts' ``mean``, L2-normalised again.
-
-    A prompt set's embeddings share a large common direction (routerbench's: mean cosine
-    0.994 between prompts), so by raw cosine a few prompts are nearest to almost all and
-    k-means spends most clusters on outliers (50 clusters: three held 1,331 of 1,543
-    prompts, n_eff of the sizes 3.6). Less the mean, what tells prompts apart is left
-    (n_eff 17); on mmlupro and llmrouter, whose embeddings spread already, little moves.
-    """
-    centred = embeddings.astype(np.float64) - mean
-    norms = np.linalg.norm(centred, axis=1, keepdims=True)
-    return centred / np.maximum(norms, 1e-12)
-
-
 def coverage_weights(answered: np.ndarray, training: np.ndarray) -> np.ndarray:
     """How many training prompts each answered prompt is the nearest answered one to
     (plus one): the share of the training distribution it represents. Both arguments are
-    L2-normalised embeddings, (n, d) and (n_train, d); nearness is read as ``select_prompts``
-    reads it, less the training mean (see ``_centred``)."""
-    mean = training.mean(axis=0, dtype=np.float64)
-    answered = _centred(answered, mean)
+    L2-normalised embeddings, (n, d) and (n_train, d)."""
     nearest = np.empty(training.shape[0], dtype=np.int64)
     for start in range(0, training.shape[0], 4096):
-        block = _centred(training[start:start + 4096], mean)
-        nearest[start:start + 4096] = np.argmax(block @ answered.T, axis=1)
+        nearest[start:start + 4096] = np.argmax(training[start:start + 4096] @ answered.T,
+                                                axis=1)
     return np.bincount(nearest, minlength=answered.shape[0]).astype(float) + 1.0
 
 
@@ -299,10 +282,9 @@ def select_prompts(embeddings: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Indices of ``n`` training prompts that tell the most about a new model.
 
     The medoids (the member nearest the centre) of a seeded k-means with ``n`` clusters
-    over the training embeddings less their mean (``_centred``), largest cluster first:
-    each pick stands for one region of the training distribution, so the few answers
-    cover it the way a stratified sample does, and ``coverage_weights`` weighs each back
-    by its region's size. Measured against
+    over the training embeddings, largest cluster first: each pick stands for one region
+    of the training distribution, so the few answers cover it the way a stratified sample
+    does, and ``coverage_weights`` weighs each back by its region's size. Measured against
     tilting the clusters toward prompts the trained models disagree on (weighting k-means
     by that disagreement, or a disagreement-weighted farthest-point order): plain coverage
     placed new models better (llmrouter, seed 0: gain recovered 0.17 vs 0.02 at n = 50);
@@ -311,7 +293,6 @@ def select_prompts(embeddings: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """
     from sklearn.cluster import KMeans  # profile selection only: routing needs numpy alone
 
-    embeddings = _centred(embeddings, embeddings.mean(axis=0, dtype=np.float64))
     k = min(n, embeddings.shape[0])
     kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embeddings)
     labels = kmeans.labels_
