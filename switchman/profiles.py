@@ -168,74 +168,6 @@ def offset_prior(training_quality: np.ndarray) -> float:
     return max(float(np.mean(squares)), 1e-4)
 
 
-def _mixture(observed: np.ndarray, anchor_quality: np.ndarray, v: np.ndarray,
-             offset_variance: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Anchor weights and shrunk offsets (m,) of answers ``observed`` (n,) weighed by ``v``
-    (mean 1), against the anchors' ``anchor_quality`` (n, m); see ``fit_profile``."""
-    n = observed.shape[0]
-    n_eff = float(v.sum() ** 2 / (v**2).sum())
-    difference = observed[:, None] - anchor_quality  # (n, m)
-    mean_difference = (v @ difference) / n
-    variance = np.maximum((v @ (difference - mean_difference) ** 2) / n, _MIN_VARIANCE)
-    if offset_variance is None:
-        offsets = mean_difference * n / (n + _OFFSET_SHRINKAGE)
-    else:  # posterior mean under a N(0, offset_variance) prior
-        offsets = mean_difference * offset_variance / (offset_variance + variance / n_eff)
-    log_likelihood = -0.5 * n_eff * np.log(variance)
-    weights = np.exp(log_likelihood - log_likelihood.max())
-    return weights / weights.sum(), offsets
-
-
-@dataclass(frozen=True)
-class Placement:
-    """How a new model's answers are read: weighed by the share of the training
-    distribution each prompt stands for (``coverage_weights``) or alike, and how wide the
-    offsets' prior is, as a multiple of ``offset_prior``."""
-
-    by_coverage: bool
-    prior_scale: float
-
-
-#: What ``choose_placement`` chooses among; the first is the default where it cannot run.
-PLACEMENTS = (Placement(True, 1.0), Placement(False, 1.0), Placement(False, 4.0),
-              Placement(False, 16.0), Placement(True, 16.0))
-
-
-def choose_placement(training_quality: np.ndarray, answered: np.ndarray,
-                     represents: np.ndarray, prior: float) -> Placement:
-    """The placement that best recovers the trained models' own levels from their answers
-    on the same prompts: each trained model in turn is profiled, as a new one would be,
-    from its training outcomes on the ``answered`` training rows with the others as
-    anchors, and its placed mean over the training prompts is compared with its true one
-    (root mean square error over the trained models).
-
-    Which reading is right depends on the data, and measured it differs: from mmlupro's
-    50 selected prompts (seed 0) the levels came out within rms 0.071 weighed by coverage
-    and 0.048 alike with a prior four times wider; from routerbench's, whose tasks differ
-    in size, within 0.037-0.054 by coverage and 0.13-0.21 alike. The check runs on the
-    router's own training part, so it carries to other data and models; it costs one
-    small fit per trained model and candidate.
-    ``represents`` are the answered rows' coverage weights, ``prior`` ``offset_prior``.
-    """
-    q = np.asarray(training_quality, dtype=np.float64)
-    m = q.shape[1]
-    if m < 2 or answered.size == 0:
-        return PLACEMENTS[0]
-    means = q.mean(axis=0)
-    errors = []
-    for placement in PLACEMENTS:
-        v = represents if placement.by_coverage else np.ones(answered.size)
-        v = v * answered.size / v.sum()
-        squares = []
-        for b in range(m):
-            others = np.array([a for a in range(m) if a != b])
-            weights, offsets = _mixture(q[answered, b], q[np.ix_(answered, others)], v,
-                                        prior * placement.prior_scale)
-            squares.append(float((means[others] + offsets) @ weights - means[b]) ** 2)
-        errors.append(np.mean(squares))
-    return PLACEMENTS[int(np.argmin(errors))]
-
-
 def fit_profile(name: str, source: str, observed: np.ndarray, anchor_quality: np.ndarray,
                 features: Features, represents: np.ndarray | None = None,
                 offset_variance: float | None = None) -> Profile:
@@ -256,7 +188,17 @@ def fit_profile(name: str, source: str, observed: np.ndarray, anchor_quality: np
         raise ValueError(f"{name}: no outcomes to profile from")
     v = np.ones(n) if represents is None else np.asarray(represents, dtype=np.float64)
     v = v * n / v.sum()  # mean 1: shrinkage strengths stay in prompts
-    weights, offsets = _mixture(observed, anchor_quality, v, offset_variance)
+    n_eff = float(v.sum() ** 2 / (v**2).sum())
+    difference = observed[:, None] - anchor_quality  # (n, m)
+    mean_difference = (v @ difference) / n
+    variance = np.maximum((v @ (difference - mean_difference) ** 2) / n, _MIN_VARIANCE)
+    if offset_variance is None:
+        offsets = mean_difference * n / (n + _OFFSET_SHRINKAGE)
+    else:  # posterior mean under a N(0, offset_variance) prior
+        offsets = mean_difference * offset_variance / (offset_variance + variance / n_eff)
+    log_likelihood = -0.5 * n_eff * np.log(variance)
+    weights = np.exp(log_likelihood - log_likelihood.max())
+    weights /= weights.sum()
     residuals = observed - (anchor_quality + offsets[None, :]) @ weights
     if features.task_probs is not None:
         probs = features.task_probs * v[:, None]
@@ -307,5 +249,5 @@ def select_prompts(embeddings: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.asarray(picks, dtype=np.int64)[order]
 
 
-__all__ = ["PLACEMENTS", "AddedModels", "Placement", "Profile", "choose_placement",
-           "coverage_weights", "fit_profile", "offset_prior", "select_prompts"]
+__all__ = ["AddedModels", "Profile", "coverage_weights", "fit_profile", "offset_prior",
+           "select_prompts"]

@@ -48,11 +48,8 @@ from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
 from switchman.profile_file import ProfileFile, profile_file_name, write_profile_file
 from switchman.profiles import (
-    PLACEMENTS,
     AddedModels,
-    Placement,
     Profile,
-    choose_placement,
     coverage_weights,
     fit_profile,
     offset_prior,
@@ -272,10 +269,7 @@ class Router:
             if self.task_classifier_ is not None:
                 features = self.task_classifier_.with_posteriors(features)
             anchors = self.estimator.predict(features)
-        training_rows = self._training_rows(prompts)
-        if self.training_quality_ is not None:
-            known = training_rows >= 0
-            anchors[known] = self.training_quality_[training_rows[known]]
+        anchors = self._observed_where_known(prompts, anchors)
         row_of = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
         prior = None if self.training_quality_ is None else offset_prior(self.training_quality_)
         for name in names:
@@ -285,11 +279,8 @@ class Router:
             answered = features.rows(index)
             represents = (None if self.training_embeddings_ is None else
                           coverage_weights(answered.embeddings, self.training_embeddings_))
-            placement = self._placement(training_rows[index], represents, prior)
-            self.profiles_.append(fit_profile(
-                name, source, rows["quality"].to_numpy(), anchors[index], answered,
-                represents if placement.by_coverage else None,
-                None if prior is None else prior * placement.prior_scale))
+            self.profiles_.append(fit_profile(name, source, rows["quality"].to_numpy(),
+                                              anchors[index], answered, represents, prior))
             self.cost_model_.append(answered, rows["input_tokens"].to_numpy(float),
                                     rows["output_tokens"].to_numpy(float),
                                     rows["cost_usd"].to_numpy(float),
@@ -297,31 +288,20 @@ class Router:
         self._refresh_models()
         return names
 
-    def _training_rows(self, prompts: pd.DataFrame) -> np.ndarray:
-        """Each prompt's row among the training prompts (same id and text), else -1."""
-        rows = np.full(len(prompts), -1)
+    def _observed_where_known(self, prompts: pd.DataFrame, predicted: np.ndarray) -> np.ndarray:
+        """The trained models' observed training outcomes for the prompts that are training
+        prompts (same id and text), their predictions for the others."""
         if self.training_prompts_ is None or self.training_quality_ is None:
-            return rows
+            return predicted
         known = pd.Series(np.arange(len(self.training_prompts_)),
                           index=self.training_prompts_["prompt_id"].to_numpy())
         at = prompts["prompt_id"].map(known).to_numpy(dtype=float)
         hit = ~np.isnan(at)
         texts = self.training_prompts_["prompt"].to_numpy(dtype=object)
         hit[hit] = texts[at[hit].astype(int)] == prompts["prompt"].to_numpy(dtype=object)[hit]
-        rows[hit] = at[hit].astype(int)
-        return rows
-
-    def _placement(self, rows: np.ndarray, represents: np.ndarray | None,
-                   prior: float | None) -> Placement:
-        """How to read a new model's answers on prompts at training ``rows`` (-1: not a
-        training prompt): chosen by ``choose_placement`` when at least half of them are
-        training prompts (it needs the trained models' answers there), else the default."""
-        if represents is None or prior is None or self.training_quality_ is None:
-            return PLACEMENTS[0]
-        known = rows >= 0
-        if 2 * known.sum() < rows.size:
-            return PLACEMENTS[0]
-        return choose_placement(self.training_quality_, rows[known], represents[known], prior)
+        out = predicted.copy()
+        out[hit] = self.training_quality_[at[hit].astype(int)]
+        return out
 
     def _drop_profile(self, name: str) -> None:
         for k, profile in enumerate(self.profiles_):

@@ -26,9 +26,7 @@ from switchman.encoders import default_encoder  # noqa: E402
 from switchman.features import Features  # noqa: E402
 from switchman.profile_file import ProfileFileError, read_profile_file  # noqa: E402
 from switchman.profiles import (  # noqa: E402
-    PLACEMENTS,
     AddedModels,
-    choose_placement,
     coverage_weights,
     fit_profile,
     offset_prior,
@@ -83,24 +81,6 @@ def test_added_models_predict_as_one_map_what_each_profile_predicts() -> None:
     assert together.shape == (7, 4)
     for k, profile in enumerate(profiles):
         assert np.allclose(together[:, k], profile.predict(predicted, routed), atol=1e-12)
-
-
-def test_the_placement_is_the_one_that_recovers_the_trained_models_levels() -> None:
-    # 900 prompts of a common kind, 100 of a rare one on which the models' order flips;
-    # the answered prompts are half common, half rare (as medoids over-represent rare ones)
-    rng = np.random.default_rng(4)
-    levels = np.array([[0.3, 0.45, 0.6, 0.75], [0.8, 0.6, 0.4, 0.2]])
-    kind = np.repeat([0, 1], [900, 100])
-    quality = (rng.random((1000, 4)) < levels[kind]).astype(float)
-    answered = np.concatenate([np.arange(0, 900, 45), np.arange(900, 1000, 5)])  # 20 + 20
-    shares = np.where(kind[answered] == 0, 45.0, 5.0)  # what each stands for: 900/20, 100/20
-    prior = offset_prior(quality)
-    assert choose_placement(quality, answered, shares, prior).by_coverage
-    # weights that misstate the shares (the rare prompts made to stand for most) lose to
-    # reading every answer alike
-    assert not choose_placement(quality, answered, shares[::-1].copy(), prior).by_coverage
-    # no trained model to check against: the default
-    assert choose_placement(quality[:, :1], answered, shares, prior) == PLACEMENTS[0]
 
 
 def test_selection_is_deterministic_and_covers_every_region() -> None:
