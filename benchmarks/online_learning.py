@@ -49,7 +49,7 @@ from switchman.data import load_outcomes, split_by_prompt, to_matrices
 from switchman.estimates import Estimates
 from switchman.learning.config import LearnerConfig
 from switchman.learning.learner import OnlineLearner
-from switchman.learning.replay import ReplaySettings, StreamOutcomes, replay
+from switchman.learning.replay import ReplayResult, ReplaySettings, StreamOutcomes, replay
 from switchman.router import Router, new_router
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
@@ -228,21 +228,57 @@ def report_no_drift(split: Split, config: LearnerConfig, rows: list[dict]) -> No
                  "cost ratio": learn.cost.sum() / fixed.cost.sum()})
 
 
+def _permutation(n: int, order: int) -> np.ndarray | None:
+    """Stream order ``order`` of ``n`` steps (None for order 0: the split's own)."""
+    return None if order == 0 else np.random.default_rng(1000 + order).permutation(n)
+
+
+def _rows(estimates: Estimates, perm: np.ndarray | None) -> Estimates:
+    if perm is None:
+        return estimates
+    return Estimates(estimates.models, estimates.quality[perm], estimates.cost[perm])
+
+
 def reordered(split: Split, order: int) -> Split:
     """The split with its stream in another seeded order (order 0: the split's own).
 
     Which prompts fall in the last quarter decides much of a cold-start figure (its gap is
     a few dozen answers), so ``--orders`` pools that figure over several orders."""
-    if order == 0:
+    perm = _permutation(len(split.quality), order)
+    if perm is None:
         return split
-    perm = np.random.default_rng(1000 + order).permutation(len(split.quality))
-
-    def rows(estimates: Estimates) -> Estimates:
-        return Estimates(estimates.models, estimates.quality[perm], estimates.cost[perm])
-
     return replace(split, quality=split.quality[perm], cost=split.cost[perm],
-                   embeddings=split.embeddings[perm], full=rows(split.full),
-                   cold=rows(split.cold), prompts=[split.prompts[i] for i in perm])
+                   embeddings=split.embeddings[perm], full=_rows(split.full, perm),
+                   cold=_rows(split.cold, perm), prompts=[split.prompts[i] for i in perm])
+
+
+@dataclass(frozen=True)
+class ColdOrder:
+    """One stream order of the cold-start comparison: the reordered split, its order, and
+    the cold and full routers' replays without learning (what every cold figure is against)."""
+
+    stream: Split
+    perm: np.ndarray | None
+    cold: ReplayResult
+    full: ReplayResult
+
+    @property
+    def gap(self) -> float:
+        return quarters(self.full.quality)[3] - quarters(self.cold.quality)[3]
+
+    def gain(self, result: ReplayResult) -> float:
+        return quarters(result.quality)[3] - quarters(self.cold.quality)[3]
+
+
+def cold_orders(split: Split, orders: int) -> list[ColdOrder]:
+    """The cold and full routers replayed on ``orders`` orders of the stream, once."""
+    found = []
+    for order in range(orders):
+        stream = reordered(split, order)
+        found.append(ColdOrder(stream, _permutation(len(split.quality), order),
+                               run(stream, stream.cold, stream.quality, stream.cost, False),
+                               run(stream, stream.full, stream.quality, stream.cost, False)))
+    return found
 
 
 def _pooled(gains: list[float], gaps: list[float]) -> float | None:
@@ -250,29 +286,30 @@ def _pooled(gains: list[float], gaps: list[float]) -> float | None:
     return sum(gains) / sum(gaps) if sum(gaps) > NOISE_GAP * len(gaps) else None
 
 
-def report_cold(split: Split, config: LearnerConfig, orders: int, rows: list[dict]) -> None:
+def report_cold(split: Split, config: LearnerConfig, baselines: list[ColdOrder],
+                rows: list[dict]) -> None:
     gains, gaps = [], []
-    for order in range(orders):
-        stream = reordered(split, order)
+    for base in baselines:
+        stream = base.stream
         learn = run(stream, stream.cold, stream.quality, stream.cost, True, config=config,
                     seed=split.seed)
-        cold = run(stream, stream.cold, stream.quality, stream.cost, False)
-        full = run(stream, stream.full, stream.quality, stream.cost, False)
-        gaps.append(quarters(full.quality)[3] - quarters(cold.quality)[3])
-        gains.append(quarters(learn.quality)[3] - quarters(cold.quality)[3])
-        if order == 0:
+        gaps.append(base.gap)
+        gains.append(base.gain(learn))
+        if base.perm is None:
             print(f"  cold start: cold+learn {_q(quarters(learn.quality))}; "
-                  f"cold {_q(quarters(cold.quality))}; full {_q(quarters(full.quality))}")
+                  f"cold {_q(quarters(base.cold.quality))}; "
+                  f"full {_q(quarters(base.full.quality))}")
     # a last-quarter gap within a few answers is noise: no share of it is meaningful
     closed = _pooled(gains, gaps)
-    print(f"  cold start, last quarter over {orders} stream order(s): gap {np.mean(gaps):+.4f}, "
-          f"gain {np.mean(gains):+.4f}, closed {'n/a' if closed is None else f'{closed:.0%}'}")
+    print(f"  cold start, last quarter over {len(baselines)} stream order(s): gap "
+          f"{np.mean(gaps):+.4f}, gain {np.mean(gains):+.4f}, closed "
+          f"{'n/a' if closed is None else f'{closed:.0%}'}")
     rows.append({"dataset": split.name, "seed": split.seed, "closed": closed,
                  "gap": float(np.mean(gaps)), "gain": float(np.mean(gains)),
                  "gaps": gaps, "gains": gains})
 
 
-def report_cold_bound(split: Split, cache: Path, family: str, orders: int,
+def report_cold_bound(split: Split, cache: Path, family: str, baselines: list[ColdOrder],
                       rows: list[dict]) -> None:
     """What full-information data closes of the cold-start gap, at the stream's volume.
 
@@ -292,21 +329,14 @@ def report_cold_bound(split: Split, cache: Path, family: str, orders: int,
         chosen = split.train["prompt_id"].isin(np.concatenate([split.cold_ids, extra]))
         router = _train_cached(cache / f"{split.key}-cold+{k}", family,
                                split.train[chosen], split.seed)
-        # the richer router's estimates ride along as the "full" ones of the reordered split
-        more = replace(split, full=router.estimate(split.prompts))
-        gains, gaps = [], []
-        for order in range(orders):
-            stream = reordered(more, order)
-            cold = run(stream, stream.cold, stream.quality, stream.cost, False)
-            full = run(stream, reordered(split, order).full, stream.quality, stream.cost,
-                       False)
-            res = run(stream, stream.full, stream.quality, stream.cost, False)
-            gaps.append(quarters(full.quality)[3] - quarters(cold.quality)[3])
-            gains.append(quarters(res.quality)[3] - quarters(cold.quality)[3])
+        richer = router.estimate(split.prompts)
+        gaps = [base.gap for base in baselines]
+        gains = [base.gain(run(base.stream, _rows(richer, base.perm), base.stream.quality,
+                               base.stream.cost, False)) for base in baselines]
         closed = _pooled(gains, gaps)
         print(f"  cold start bound: cold + {k} full-information prompts ({factor}x the "
-              f"stream's feedback / {m} models), over {orders} stream order(s): gap closed "
-              f"{'n/a' if closed is None else f'{closed:.0%}'}")
+              f"stream's feedback / {m} models), over {len(baselines)} stream order(s): gap "
+              f"closed {'n/a' if closed is None else f'{closed:.0%}'}")
         rows.append({"dataset": split.name, "seed": split.seed, "factor": factor, "k": k,
                      "closed": closed, "gaps": gaps, "gains": gains})
 
@@ -483,9 +513,10 @@ def main(argv: list[str] | None = None) -> int:
             report_no_drift(split, config, rows["none"])
             report_drift(split, config, 1.0, rows["drift"])
             report_drift(split, config, 0.1, rows["drift"])
-            report_cold(split, config, args.orders, rows["cold"])
+            baselines = cold_orders(split, args.orders)
+            report_cold(split, config, baselines, rows["cold"])
             if args.cold_bound:
-                report_cold_bound(split, args.cache, args.router, args.orders,
+                report_cold_bound(split, args.cache, args.router, baselines,
                                   rows["cold bound"])
             report_budget(split, config, rows["budget"])
             if seed == args.seeds[0]:
