@@ -113,11 +113,10 @@ class OnlineLearner:
         self.shared.add()
         self.cost = DriftingFilters(1, c.cost_noise, c.cost_halflife, c.change_slack,
                                     c.change_threshold, 1.0, c.change_memory)
-        # per model: decayed mean square of the log cost ratio around the filter's mean, and
-        # the decayed count it is a mean over (same half-life as the cost filter)
+        # per model: decayed mean square of the log cost ratio around the filter's mean
+        # (same half-life as the cost filter)
         self._cost_rho = 0.5 ** (1.0 / c.cost_halflife)
         self.cost_spread = np.zeros(0)
-        self.cost_spread_weight = np.zeros(0)
         self.models: list[str] = []
         self._slot: dict[str, int] = {}
         self._columns: dict[tuple[str, ...], slice | np.ndarray] = {}
@@ -172,7 +171,6 @@ class OnlineLearner:
         self._slot[name] = slot = self.quality.add(prior)
         self.cost.add()
         self.cost_spread = np.append(self.cost_spread, 0.0)
-        self.cost_spread_weight = np.append(self.cost_spread_weight, 0.0)
         self._columns.clear()  # the state arrays were replaced
         return slot
 
@@ -277,10 +275,11 @@ class OnlineLearner:
         """Fold one log cost ratio's squared distance from the filter's current mean into
         the model's decayed spread (what turns exp(mean) into the expected cost)."""
         mean = self.config.cost_prior * float(self.cost.intercepts(slice(slot, slot + 1))[0])
-        weight = self._cost_rho * float(self.cost_spread_weight[slot]) + 1.0
+        # the decayed count of this model's costs so far, this one included: 1 + rho + ...
+        seen = float(self.cost.seen[slot]) + 1.0
+        weight = (1.0 - self._cost_rho ** seen) / (1.0 - self._cost_rho)
         spread = float(self.cost_spread[slot])
         self.cost_spread[slot] = spread + ((log_ratio - mean) ** 2 - spread) / weight
-        self.cost_spread_weight[slot] = weight
 
     # -- state ------------------------------------------------------------------------------
 
@@ -295,7 +294,6 @@ class OnlineLearner:
             "shared": self.shared.to_state(),
             "cost": self.cost.to_state(),
             "cost_spread": pack(self.cost_spread),
-            "cost_spread_weight": pack(self.cost_spread_weight),
             "tokens": self.tokens,
             "decisions": self.decisions,
             "explorations": self.explorations,
@@ -321,11 +319,12 @@ class OnlineLearner:
             raise ValueError("learner state covers a different number of models")
         learner.models = models
         learner._slot = {name: slot for slot, name in enumerate(models)}
-        for key in ("cost_spread", "cost_spread_weight"):  # absent from states before it
-            values = (unpack(state[key], key) if key in state else np.zeros(len(models)))
-            if values.shape != (len(models),):
-                raise ValueError(f"learner state {key!r} does not fit {len(models)} models")
-            setattr(learner, key, values.copy())
+        # absent from states saved before it: no spread learned yet
+        spread = (unpack(state["cost_spread"], "cost_spread") if "cost_spread" in state
+                  else np.zeros(len(models)))
+        if spread.shape != (len(models),):
+            raise ValueError(f"learner state 'cost_spread' does not fit {len(models)} models")
+        learner.cost_spread = spread.copy()
         learner.tokens = float(state["tokens"])
         learner.decisions = int(state["decisions"])
         learner.explorations = int(state["explorations"])
