@@ -23,7 +23,7 @@ routerbench:
 
     .venv/bin/python benchmarks/online_learning.py [--datasets mmlupro routerbench]
         [--seeds 0 1 2 3] [--router default] [--cache /tmp/switchman-online] [--tune]
-        [--cold-bound] [--orders 1]
+        [--cold-bound] [--orders 1] [--learner KEY=VALUE ...]
 
 ``--tune`` replaces each split by an inner one of its training part (the router trained on
 70% of the 70%, the stream drawn from the other 30% of it): the learner's defaults were chosen
@@ -78,6 +78,8 @@ class Split:
     cold_ids: np.ndarray  # prompt ids of the cold router's share of it
     prompts: list[str]  # the stream's prompts, in stream order
     key: str  # cache key of the split
+    seen: dict[str, int]  # per model, the prompts the full router learned it from
+    cold_seen: dict[str, int]  # and the cold router
 
 
 def _train_cached(path: Path, family: str, table, seed: int) -> Router:  # noqa: ANN001
@@ -120,7 +122,7 @@ def load_split(name: str, seed: int, family: str, cache: Path, tune: bool) -> Sp
     return Split(name, seed, tuple(stream.models), matrices.quality.mean(axis=0),
                  matrices.cost.mean(axis=0), stream.quality[order], stream.cost[order],
                  embeddings, full_est, cold_est, full.default_cost_weight, full, train, keep,
-                 prompts, key)
+                 prompts, key, full.prompts_seen(), cold.prompts_seen())
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,12 @@ def drifts(split: Split) -> list[Drift]:
 
 def run(split: Split, estimates: Estimates, quality: np.ndarray, cost: np.ndarray,
         learn: bool, feedback_rate: float = 1.0, budget: float | None = None,
-        config: LearnerConfig | None = None, seed: int = 0):  # noqa: ANN201
-    learner = (OnlineLearner(split.models, split.embeddings.shape[1], config)
+        config: LearnerConfig | None = None, seed: int = 0,
+        seen: dict[str, int] | None = None):  # noqa: ANN201
+    """Replay the split's stream; a learner trusts the router as much as ``seen`` (its
+    prompts per model; the full router's by default) says, as ``switchman replay``'s does."""
+    learner = (OnlineLearner(split.models, split.embeddings.shape[1], config,
+                             prompts_seen=split.seen if seen is None else seen)
                if learn else None)
     settings = ReplaySettings(cost_weight=split.cost_weight, budget_usd=budget,
                               feedback_rate=feedback_rate, seed=seed)
@@ -292,7 +298,7 @@ def report_cold(split: Split, config: LearnerConfig, baselines: list[ColdOrder],
     for base in baselines:
         stream = base.stream
         learn = run(stream, stream.cold, stream.quality, stream.cost, True, config=config,
-                    seed=split.seed)
+                    seed=split.seed, seen=split.cold_seen)
         gaps.append(base.gap)
         gains.append(base.gain(learn))
         if base.perm is None:
@@ -478,6 +484,22 @@ def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -
               f"read {np.median([s['sync'] for s in speeds]):.2f} ms")
 
 
+def _settings(pairs: list[str]) -> dict[str, object]:
+    """``--learner KEY=VALUE`` overrides, each value typed as the default it replaces."""
+    defaults = LearnerConfig()
+    settings: dict[str, object] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        default = getattr(defaults, key, None)
+        if default is None or not value:
+            raise ValueError(f"--learner {pair!r}: expected KEY=VALUE with a known key")
+        if isinstance(default, bool):
+            settings[key] = value.lower() in ("1", "true", "yes")
+        else:
+            settings[key] = type(default)(value)
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["mmlupro", "routerbench"])
@@ -493,12 +515,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=1,
                         help="stream orders the cold-start figures are pooled over (the "
                              "split's own first)")
+    parser.add_argument("--learner", action="append", default=[], metavar="KEY=VALUE",
+                        help="a learner setting to override (switchman.learning.config), "
+                             "repeatable: what tuning runs compare")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"routing data not found at {DATA}", file=sys.stderr)
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
-    config = LearnerConfig()
+    try:
+        config = LearnerConfig.from_dict(_settings(args.learner))
+    except ValueError as error:
+        parser.error(str(error))
     rows: dict[str, list[dict]] = {"none": [], "drift": [], "cold": [], "cold bound": [],
                                    "budget": []}
     speeds = []

@@ -420,6 +420,12 @@ class Router:
             })
         return rows
 
+    def prompts_seen(self) -> dict[str, int]:
+        """Per model, the prompts its estimate was learned from (its training table's or its
+        profile's): how far an online learner may trust that estimate."""
+        return {row["model"]: row["prompts"] for row in self.describe_models()
+                if row["prompts"] is not None}
+
     def estimate(self, prompts: Sequence[str], show_progress: bool = False) -> Estimates:
         """Expected quality and cost of every model for every prompt.
 

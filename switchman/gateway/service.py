@@ -165,7 +165,7 @@ class Gateway:
                                explore=rc.explore_share > 0)
         snapshot = self.config.log.resolved_path().with_suffix(".learners.json")
         return LiveLearner(rc.name, scorer.models, int(embeddings.shape[1]), config,
-                           self.store, snapshot)
+                           self.store, snapshot, getattr(scorer, "prompts_seen", {}))
 
     async def _share_learned(self) -> None:
         """Publish what the learners learned from bills and late scores, on a steady beat

@@ -5,7 +5,11 @@ Why this shape:
 * **Prior = the offline router.** For model m the learner predicts
   ``quality = q_router + theta_m . x`` with ``x = [1, q_router, prompt vector]`` and
   ``theta_m ~ N(0, diag(prior scales)^2)``: with no feedback it *is* the offline router, as in
-  PILOT, and a model added with only a prior starts with the prior's full uncertainty. The
+  PILOT, and a model added with only a prior starts with the prior's full uncertainty. How
+  wide that prior is depends on how much the router knows of the model: its scales shrink as
+  1 / sqrt(prompts the router learned the model from), so a well-trained router's estimates
+  are not moved by the noise of a few hundred binary scores, while a router trained on a
+  handful of prompts (or a model known from a small profile) is corrected quickly. The
   ``q_router`` column lets one coefficient rescale the router's own estimate (a model whose
   answers all turn wrong needs ``theta = [0, -1, 0...]``); the prompt vector (see
   :mod:`switchman.learning.context`) lets the correction differ between kinds of prompts.
@@ -40,7 +44,7 @@ State is a few arrays per model (bounded by the pool size), saved packed
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,6 +68,9 @@ _MAX_LOG_RATIO = 3.0
 #: ratios' std 0.15-0.26). Variances above this cap (+5%) are heavy tails (misjudged answer
 #: lengths, a price change in progress), not spread to price in.
 _MAX_COST_SPREAD = 0.1
+#: The widest prior, as a multiple of the configured scales: a model the router knows from
+#: (almost) no prompts. Wider would let one answer swing it past every other model.
+_MAX_UNCERTAINTY = 5.0
 #: Models one learner keeps state for at most (memory stays bounded whatever names arrive).
 MAX_MODELS = 1024
 STATE_VERSION = 2
@@ -97,8 +104,13 @@ class OnlineLearner:
 
     def __init__(self, models: Sequence[str], embedding_dim: int,
                  config: LearnerConfig | None = None,
-                 projection: PromptProjection | None = None) -> None:
+                 projection: PromptProjection | None = None,
+                 prompts_seen: Mapping[str, float] | None = None) -> None:
+        """``prompts_seen``: per model, the prompts the router learned it from (its training
+        table's, or its profile's); it sets how wide the model's prior is. A model it does
+        not name gets the configured scales as they are."""
         self.config = c = config or LearnerConfig()
+        self.prompts_seen = {str(m): float(n) for m, n in (prompts_seen or {}).items()}
         self.projection = projection or PromptProjection(embedding_dim, c.dim, c.seed)
         if self.projection.input_dim != embedding_dim or self.projection.dim != c.dim:
             raise ValueError("projection does not match embedding_dim and config.dim")
@@ -109,8 +121,10 @@ class OnlineLearner:
                                        c.change_threshold, c.reset_scale, c.change_memory)
         # What every model shares (a router that over-rates them all): one more regression,
         # fitted to what the model's own one leaves unexplained, and the other way round.
+        # as wide as the router's typical model's prior
         self.shared = DriftingFilters(2 + c.dim, c.noise, c.halflife, 0.0, 0.0, 1.0, 1)
-        self.shared.add()
+        seen = sorted(self.prompts_seen.values())
+        self.shared.add(self.uncertainty(seen[len(seen) // 2] if seen else None) ** 2)
         self.cost = DriftingFilters(1, c.cost_noise, c.cost_halflife, c.change_slack,
                                     c.change_threshold, 1.0, c.change_memory)
         # per model: decayed mean square of the log cost ratio around the filter's mean
@@ -144,15 +158,27 @@ class OnlineLearner:
 
     # -- beliefs and decisions --------------------------------------------------------------
 
-    def add_model(self, name: str, uncertainty: float = 1.0) -> None:
-        """Start learning about model ``name`` with ``uncertainty`` times the usual prior std.
+    def uncertainty(self, prompts: float | None) -> float:
+        """The prior std of a model the router knows from ``prompts`` prompts, as a multiple
+        of the configured scales (1 when that is not known or ``prior_prompts`` is 0)."""
+        scale = self.config.prior_prompts
+        if prompts is None or scale == 0:
+            return 1.0
+        if prompts <= 0:
+            return _MAX_UNCERTAINTY
+        return min(_MAX_UNCERTAINTY, math.sqrt(scale / prompts))
 
-        A model the router already knows needs nothing (it is added at its first context
-        with the usual prior). A model added with a prior only (a profile from a few
-        outcomes, or a guess) should say how little that prior is worth: with uncertainty
-        5 its optimistic estimate is high enough that it is tried, within the exploration
-        share, until its own outcomes have narrowed it.
+    def add_model(self, name: str, uncertainty: float | None = None) -> None:
+        """Start learning about model ``name`` with ``uncertainty`` times the usual prior std
+        (None: as wide as ``prompts_seen`` says).
+
+        A model the router already knows needs nothing (it is added at its first context).
+        A model added with a prior only (a guess) should say how little that prior is worth:
+        with uncertainty 5 its optimistic estimate is high enough that it is tried, within
+        the exploration share, until its own outcomes have narrowed it.
         """
+        if uncertainty is None:
+            uncertainty = self.uncertainty(self.prompts_seen.get(name))
         if not uncertainty > 0:
             raise ValueError(f"uncertainty must be > 0, got {uncertainty}")
         if name in self._slot:
@@ -162,7 +188,9 @@ class OnlineLearner:
     def _slot_of(self, name: str) -> int:
         """The state row of model ``name``, created with the prior alone if it is new."""
         slot = self._slot.get(name)
-        return self._new_slot(name, 1.0) if slot is None else slot
+        if slot is None:
+            return self._new_slot(name, self.uncertainty(self.prompts_seen.get(name)) ** 2)
+        return slot
 
     def _new_slot(self, name: str, prior: float) -> int:
         if len(self.models) >= MAX_MODELS:
@@ -290,6 +318,7 @@ class OnlineLearner:
             "config": asdict(self.config),
             "projection": self.projection.to_state(),
             "models": list(self.models),
+            "prompts_seen": dict(self.prompts_seen),
             "quality": self.quality.to_state(),
             "shared": self.shared.to_state(),
             "cost": self.cost.to_state(),
@@ -308,7 +337,9 @@ class OnlineLearner:
         config = LearnerConfig.from_dict(state["config"])
         projection = PromptProjection.from_state(state["projection"])
         # no models at first: their slots come whole from the state, not one prior at a time
-        learner = cls([], projection.input_dim, config, projection)
+        # absent from states saved before it: every model then kept the configured scales
+        learner = cls([], projection.input_dim, config, projection,
+                      state.get("prompts_seen") or {})
         learner.quality.load_state(state["quality"])
         learner.shared.load_state(state["shared"])
         learner.cost.load_state(state["cost"])

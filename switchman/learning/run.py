@@ -104,7 +104,8 @@ def run_replay(request: ReplayRequest) -> dict[str, Any]:
     learner = None
     result = offline
     if request.learn:
-        learner = OnlineLearner(usable, embeddings.shape[1], LearnerConfig(seed=request.seed))
+        learner = OnlineLearner(usable, embeddings.shape[1], LearnerConfig(seed=request.seed),
+                                prompts_seen=router.prompts_seen())
         result = replay(estimates, StreamOutcomes(usable, quality, cost), settings, learner,
                         embeddings)
     best = int(np.argmax(np.where(eligible, quality.mean(axis=0), -np.inf)))

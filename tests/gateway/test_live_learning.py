@@ -102,3 +102,25 @@ def test_bills_are_learned_at_once_and_the_snapshot_survives_a_restart(
     restarted = _replica(LocalStore(), snapshot)  # no shared store: the file is the memory
     np.testing.assert_allclose(restarted.learner.posterior(context).cost,
                                replica.learner.posterior(context).cost)
+
+
+def test_a_model_joining_after_a_restart_gets_the_prior_its_prompts_say(
+        clock: Clock, tmp_path: Path) -> None:
+    """The saved state knows a, b, c; the restarted gateway's pool also has "d", known from a
+    10-prompt profile: it starts as wide as a fresh learner would start it, not as the rest."""
+    snapshot = tmp_path / "learners.json"
+    seen = {"a": 2000, "b": 2000, "c": 2000}
+    replica = LiveLearner("r", MODELS, DIM, LearnerConfig(explore=False), LocalStore(),
+                          snapshot, seen)
+    replica.learn_score("a", _context(replica, 0), 1.0)
+    replica.flush(force=True)
+    grown = (*MODELS, "d")
+    restarted = LiveLearner("r", grown, DIM, LearnerConfig(explore=False), LocalStore(),
+                            snapshot, {**seen, "d": 10})
+    fresh = OnlineLearner(grown, DIM, LearnerConfig(explore=False), replica.learner.projection,
+                          {**seen, "d": 10})
+    context = fresh.context(np.ones(DIM) / np.sqrt(DIM),
+                            Estimates(grown, np.full((1, 4), 0.5), np.full((1, 4), 1e-3)))
+    got, want = restarted.learner.posterior(context), fresh.posterior(context)
+    assert got.quality_std[3] == pytest.approx(want.quality_std[3])
+    assert got.quality_std[3] > 5 * got.quality_std[1]  # 2000 prompts against 10

@@ -267,7 +267,12 @@ def test_gateway_estimates_equal_the_extended_routers(work: dict[str, Any]) -> N
     want = extended.estimate(work["prompts"])
     with ServerThread(create_app(config), free_port(), **server_options(config)) as gw:
         scorer = gw.app.state.gateway.routing.routers[ROUTER].scorer
+        prior = gw.app.state.gateway.routing.routers["test/prior"].scorer
         got = scorer.estimate(work["prompts"])
+    # what an online learner's prior width follows: the 90 prompts of the training table and
+    # of the profiles; a quality_prior is a guess, known from no prompt
+    assert scorer.prompts_seen == {m: 90 for m in got.models}
+    assert prior.prompts_seen == {work["trained"][0]: 0, "stranger": 0}
     order = [want.models.index(m) for m in got.models]
     assert set(got.models) == set(want.models)
     assert np.array_equal(got.quality, want.quality[:, order])

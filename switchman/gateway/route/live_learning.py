@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
@@ -70,15 +70,23 @@ class LiveLearner:
     """The learner of router ``name``, with its store and snapshot file."""
 
     def __init__(self, name: str, models: Sequence[str], embedding_dim: int,
-                 config: LearnerConfig, store: StateStore, snapshot: Path | None) -> None:
+                 config: LearnerConfig, store: StateStore, snapshot: Path | None,
+                 prompts_seen: Mapping[str, float] | None = None) -> None:
+        """``prompts_seen``: per model, the prompts the router knows it from (how wide the
+        learner's prior on it is; see ``OnlineLearner``)."""
         self.name = name
         self._store = store
         self._snapshot = snapshot
         self._version = 0
         self._synced_at = self._published_at = self._saved_at = 0.0
         self._unshared: list[_Observation] = []
-        self.learner = self._restored(embedding_dim) or OnlineLearner(models, embedding_dim,
-                                                                      config)
+        restored = self._restored(embedding_dim)
+        if restored is None:
+            self.learner = OnlineLearner(models, embedding_dim, config, None, prompts_seen)
+        else:  # models the saved state lacks (added to the pool since) start as they should
+            self.learner = restored
+            for model, prompts in (prompts_seen or {}).items():
+                restored.prompts_seen.setdefault(model, float(prompts))
         store.bound(_CONTEXTS, MAX_CONTEXTS)
 
     def _restored(self, embedding_dim: int) -> OnlineLearner | None:

@@ -5,7 +5,8 @@ The gateway depends only on the small :class:`Scorer` protocol, so a router trai
 way, and a future estimator needs no gateway change (DESIGN: estimator and policy apart).
 A trained router takes further pool models in from profile files (``routers[].profiles``);
 each scorer says where its estimate of each pool model comes from (``known_from``), which
-``config check`` and the start-up log print (:func:`knowledge`).
+``config check`` and the start-up log print (:func:`knowledge`), and from how many prompts
+(``prompts_seen``), which sets how far an online learner trusts that estimate.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class PriorScorer:
                            if m.quality_prior is not None else
                            f"only from the neutral {NEUTRAL_PRIOR:g} (no quality_prior)"
                            for m in models}
+        self.prompts_seen = {m.name: 0 for m in models}  # a prior is a guess: trusted least
         self._quality = np.array(
             [[NEUTRAL_PRIOR if m.quality_prior is None else m.quality_prior for m in models]])
         self._in_price = np.array([m.input_per_mtok / 1e6 for m in models])
@@ -85,8 +87,8 @@ class MappedScorer:
     """
 
     def __init__(self, inner: TrainedScorer, model_map: Mapping[str, str],
-                 pool_names: Sequence[str], known_from: Mapping[str, str] | None = None
-                 ) -> None:
+                 pool_names: Sequence[str], known_from: Mapping[str, str] | None = None,
+                 prompts_seen: Mapping[str, int] | None = None) -> None:
         pool = set(pool_names)
         self._inner = inner
         self._keep: list[str] = []
@@ -99,6 +101,9 @@ class MappedScorer:
         self.models = tuple(names)
         self.known_from = {target: known_from[name] for name, target
                            in zip(self._keep, names, strict=True) if name in (known_from or {})}
+        self.prompts_seen = {target: prompts_seen[name] for name, target
+                             in zip(self._keep, names, strict=True)
+                             if name in (prompts_seen or {})}
         self.unknown_to_pool = tuple(n for n in inner.models if n not in self._keep)
         self.default_cost_weight = float(inner.default_cost_weight)
 
@@ -153,7 +158,8 @@ def load_trained(router: RouterConfig, pool: Sequence[str], where: str,
         trained.reprice({name: prices[router.model_map.get(name, name)] for name in known
                          if router.model_map.get(name, name) in prices})
     scorer = MappedScorer(trained, router.model_map, pool,
-                          _known_from(trained.describe_models(), from_files))
+                          _known_from(trained.describe_models(), from_files),
+                          trained.prompts_seen())
     if not scorer.models and not problems:
         problems.append(f"{where}.path: none of the router's models {known} is in the pool "
                         "(map them with model_map)")
