@@ -13,9 +13,12 @@ state on a real ``redis-server``, then the same decisions read back after a rest
 * Half-way through, the best single model breaks: from then on its answers score 0.
 * The same config serves ``bench/learn`` (``learn: true``) and ``bench/offline`` (the same
   router, not learning): every stream prompt goes to both; only the learner gets feedback.
-* Read back: ``--probes`` stream prompts are routed with ``explore: false`` before the
+* Read back: ``--probes`` stream prompts are routed with ``explore: false`` twice before the
   gateway stops, after it restarts on the same Redis, and after a restart with Redis
-  emptied (only the snapshot file beside the decision log remains). Decisions must agree.
+  emptied (only the snapshot file beside the decision log remains). Decisions must agree
+  with the last round before the stop. The probes' answers are billed like any other, and
+  the learner learns their bills: the two rounds before the stop show what that alone
+  changes (a near tie may turn), which a restart must not add to.
 
 Prints quality per quarter for both routers, the broken model's share, latency medians, the
 decision log's row and feedback counts, and the agreement of the probe decisions.
@@ -215,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                 chosen.append(model)
                 _, offline, _ = chat(http, url, "bench/offline", prompt)
                 offline_q.append(float(quality[step, models.index(offline)]))
+            # the probes' own answers are billed and their bills learned, so a second round
+            # on the same gateway shows what they alone change: the baseline of a restart
+            first = probe(http, url, probes)
             before = probe(http, url, probes)
         served, url = serve(config, tmp, "restarted")
         with served:
@@ -240,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"client round trip p50: chat {np.median(chat_s) * 1e3:.2f} ms, "
           f"feedback {np.median(feedback_s) * 1e3:.2f} ms")
     print(f"decision log: {rows} rows, {rated} feedback rows "
-          f"(expected {2 * args.requests + 3 * args.probes} and {args.requests})")
-    for label, again in (("after a restart on the same Redis", after),
+          f"(expected {2 * args.requests + 4 * args.probes} and {args.requests})")
+    for label, again in (("again before the restart (only the probes' own bills learned "
+                          "in between)", first),
+                         ("after a restart on the same Redis", after),
                          ("after a restart with Redis emptied (snapshot file)", from_file)):
         same = sum(a == b for a, b in zip(before, again, strict=True))
         print(f"probe decisions {label}: {same}/{len(before)} the same")
