@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import zlib
+
 import numpy as np
 import pytest
 
 from switchman.features import make_features
-from switchman.features.lexical import LEXICAL_WIDTH, WORD_BUCKETS, lexical_features
+from switchman.features.lexical import (
+    LEXICAL_WIDTH,
+    WORD_BUCKETS,
+    _word_buckets,
+    lexical_features,
+)
 from switchman.features.task_classifier import TaskClassifier
 
 
@@ -29,6 +37,17 @@ def test_counts_are_stateless_case_blind_and_count_repeats() -> None:
     assert batch[2].nnz > 0
     repeated = lexical_features(["zzzzzz"])  # 'zzz' x4, 'zzzz' x3, 'zzzzz' x2, word x1
     assert sorted(repeated.data.tolist()) == [1.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("text", ["tort law of the sea, 2nd ed.", "ünïcödé 漢字テキスト text_42 x",
+                                  "one", "", "a b c dd"])
+def test_word_buckets_are_the_crc32_of_each_word_and_pair(text: str) -> None:
+    """Trained routers' weights are keyed by these buckets: however they are computed, they
+    must stay the CRC-32 of each word's and each "a b" pair's UTF-8 bytes."""
+    words = re.findall(r"\b\w\w+\b", text)
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    expected = [zlib.crc32(g.encode()) & (WORD_BUCKETS - 1) for g in grams]
+    assert _word_buckets(text).tolist() == expected
 
 
 def test_character_grams_recognise_words_never_seen_in_training() -> None:
