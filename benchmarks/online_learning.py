@@ -6,9 +6,10 @@ code as ``switchman replay`` (``switchman.learning.replay``). Printed, for mmlup
 routerbench:
 
 * drift: half-way through the stream one model changes (the best one breaks, a weak cheap one
-  starts answering as the best does, a price changes); mean quality (and cost) per quarter
-  for learn, no-learn and a router told in advance (the offline estimates changed as the
-  outcomes were, from the drift on);
+  starts answering as the best does, a price changes, the most used one loses a fifth of its
+  right answers: too small a change per answer to look like a break); mean quality (and
+  cost) per quarter for learn, no-learn and a router told in advance (the offline
+  estimates changed as the outcomes were, from the drift on);
 * no drift: learn against no-learn, quality and cost;
 * cold start: the router trained on 5% of the training part, with and without learning,
   against the router trained on all of it (all at the full router's cost weight); with
@@ -128,7 +129,8 @@ def load_split(name: str, seed: int, family: str, cache: Path, tune: bool) -> Sp
 @dataclass(frozen=True)
 class Drift:
     """From ``start`` on, ``model`` changes: its quality becomes ``copy_of``'s (or 0 when
-    ``breaks``), or its cost is multiplied by ``price``."""
+    ``breaks``, or keeps a seeded share ``keeps`` of its right answers), or its cost is
+    multiplied by ``price``."""
 
     kind: str
     name: str
@@ -137,21 +139,28 @@ class Drift:
     breaks: bool = False
     copy_of: int | None = None
     price: float = 1.0
+    keeps: float = 1.0
 
     def outcomes(self, quality: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._apply(quality, cost)
+        """The stream's outcomes after the drift (a degrading model loses a seeded share
+        of its right answers)."""
+        kept = np.random.default_rng(self.model).random(len(quality)) < self.keeps
+        return self._apply(quality, cost, kept[self.start:])
 
     def told(self, estimates: Estimates) -> Estimates:
-        """The offline estimates changed as the outcomes are: a router told in advance."""
-        quality, cost = self._apply(estimates.quality, estimates.cost)
+        """The offline estimates changed as the outcomes are: a router told in advance (of
+        a degrading model, the share it keeps)."""
+        quality, cost = self._apply(estimates.quality, estimates.cost, self.keeps)
         return Estimates(estimates.models, quality, cost)
 
-    def _apply(self, quality: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _apply(self, quality: np.ndarray, cost: np.ndarray,
+               kept: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         quality, cost = quality.copy(), cost.copy()
         if self.breaks:
             quality[self.start:, self.model] = 0.0
         if self.copy_of is not None:
             quality[self.start:, self.model] = quality[self.start:, self.copy_of]
+        quality[self.start:, self.model] *= kept
         cost[self.start:, self.model] *= self.price
         return quality, cost
 
@@ -173,6 +182,8 @@ def drifts(split: Split) -> list[Drift]:
               price=10.0),
         Drift("best cheaper", f"{split.models[best]} (best) costs 1/10", best, start,
               price=0.1),
+        Drift("used degrades", f"{split.models[used]} (most used) loses a fifth of its right "
+              "answers", used, start, keeps=0.8),
     ]
 
 

@@ -13,6 +13,7 @@ from switchman.estimates import Estimates
 from switchman.learning.config import LearnerConfig
 from switchman.learning.context import Context
 from switchman.learning.learner import OnlineLearner
+from switchman.learning.packing import pack, unpack
 from switchman.learning.replay import ReplaySettings, StreamOutcomes, replay
 
 MODELS = ("a", "b", "c")
@@ -71,6 +72,32 @@ def test_it_adapts_when_the_best_model_breaks() -> None:
     assert (offline.choice[start:] == 0).all()  # the offline router never notices
     assert (result.choice[start + 50:] == 0).mean() < 0.05  # the learner moved away
     assert result.quality[start + 50:].mean() > 0.6
+
+
+def test_it_notices_a_model_that_loses_a_fifth_of_its_right_answers() -> None:
+    """a falls from 0.9 to 0.72 half-way, b stays at 0.8: too small a change per answer for
+    a residual CUSUM, but the scores' likelihood ratios find it and the learner moves to b.
+    The router behind it was trained on 4,000 prompts, so only a detected change lets it
+    move that far. Without drift, the same detector raises no alarm in 3,000 scores."""
+    n, start = 1400, 400
+    rng = np.random.default_rng(5)
+    quality = np.column_stack([rng.random(n) < 0.9, rng.random(n) < 0.8,
+                               rng.random(n) < 0.3]).astype(float)
+    quality[start:, 0] *= rng.random(n - start) < 0.8
+    estimates = _estimates(n, (0.9, 0.8, 0.3), (1e-3, 1e-3, 1e-3))
+    seen = dict.fromkeys(MODELS, 4000)
+    learner = OnlineLearner(MODELS, DIM, LearnerConfig(), prompts_seen=seen)
+    result = replay(estimates, StreamOutcomes(MODELS, quality, np.full((n, 3), 1e-3)),
+                    ReplaySettings(), learner, _prompts(n))
+    assert learner.quality.alarms >= 1
+    assert (result.choice[start + 400:] == 1).mean() > 0.9
+    for level in (0.9, 0.5):  # no change: no alarm
+        calm = OnlineLearner(MODELS, DIM, LearnerConfig(), prompts_seen=seen)
+        contexts = calm.contexts(_prompts(3000, seed=7), _estimates(3000, (level,) * 3,
+                                                                    (1e-3,) * 3))
+        for context in contexts:
+            calm.update("a", context, float(rng.random() < level))
+        assert calm.quality.alarms == 0
 
 
 def test_it_learns_a_price_change() -> None:
@@ -166,7 +193,8 @@ def test_the_prior_narrows_with_the_prompts_the_router_learned_a_model_from() ->
     # after 200 scores of 1.0 on a rated at 0.5, the rough router is corrected far more
     moved = {}
     for n in (4096, 16):
-        learner = OnlineLearner(("a",), DIM, LearnerConfig(change_threshold=0),
+        learner = OnlineLearner(("a",), DIM, LearnerConfig(change_threshold=0,
+                                                           change_evidence=0),
                                 prompts_seen={"a": n})
         for _ in range(200):
             learner.update("a", context, 1.0)
@@ -243,6 +271,22 @@ def test_a_state_saved_with_lists_of_floats_still_loads_exactly() -> None:
         np.testing.assert_array_equal(a.quality, c.quality)
         np.testing.assert_array_equal(a.quality_std, c.quality_std)
         np.testing.assert_array_equal(a.cost, b.cost)
+
+
+def test_a_state_saved_with_one_change_detector_still_loads() -> None:
+    """States saved before the likelihood-ratio detector hold two CUSUM statistics per
+    model; they load with the new detector's starting from zero."""
+    learner = _learner()
+    context = learner.contexts(_prompts(1), _estimates(1, (0.5, 0.6, 0.7), (1.0,) * 3))[0]
+    for _ in range(5):
+        learner.update("a", context, 0.0)
+    state = json.loads(json.dumps(learner.to_state()))
+    old = {key: pack(unpack(state["quality"][key], key)[:, :2]) for key in ("cusum", "runs")}
+    restored = OnlineLearner.from_state({**state, "quality": {**state["quality"], **old}})
+    np.testing.assert_array_equal(restored.quality.cusum[:, :2], learner.quality.cusum[:, :2])
+    assert not restored.quality.cusum[:, 2:].any()
+    np.testing.assert_allclose(restored.posterior(context).quality,
+                               learner.posterior(context).quality)
 
 
 def test_a_replay_reads_only_the_chosen_models_outcomes() -> None:

@@ -14,10 +14,12 @@ Two time scales, because drift comes in two kinds:
   Sherman-Morrison (Kalman) step, O(d^2); nothing is ever inverted or decomposed.
 * **Change detection** for a sudden one (a model that breaks, a price that jumps): a tight
   prior, the right one while the router is right, would take dozens of observations to
-  believe it. A two-sided CUSUM of the standardised residuals (innovations) raises an alarm
-  after a few consistently surprising outcomes; the model's regression then restarts from a
-  prior ``reset_scale`` times wider and re-learns the observations since the change began,
-  kept in a short ring buffer, so the switch happens within a handful of observations.
+  believe it. A two-sided CUSUM raises an alarm after a few consistently surprising
+  outcomes: of the standardised residuals (innovations), or of the evidence the caller
+  computes from the outcome's own distribution (the learner's log-likelihood ratios of a
+  score). The model's regression then restarts from a prior ``reset_scale`` times wider
+  and re-learns the observations since the change began, kept in a short ring buffer, so
+  the switch happens within a handful of observations.
 
 State is O(models x (d^2 + memory x d)) floats, bounded by the pool size.
 """
@@ -31,6 +33,8 @@ import numpy as np
 
 from switchman.learning.packing import pack, unpack
 
+#: CUSUM statistics per slot: up and down, of the residuals and of the caller's evidence.
+_STATISTICS = 4
 _ARRAYS = ("mean", "cov", "last", "prior", "cusum", "runs", "memory_x", "memory_r", "seen")
 
 
@@ -38,12 +42,15 @@ class DriftingFilters:
     """Stacked per-model regressions over ``d`` whitened features; rows are model slots."""
 
     def __init__(self, d: int, noise: float, halflife: float, slack: float, threshold: float,
-                 reset_scale: float, memory: int) -> None:
+                 reset_scale: float, memory: int, evidence_threshold: float = 0.0) -> None:
+        """``evidence_threshold``: where the second detector (of the caller's evidence, see
+        ``observe``) alarms; 0, or no evidence given, leaves the residuals' alone."""
         self.d = d
         self._noise2 = noise * noise
         self._rho = 0.5 ** (1.0 / halflife)
         self._slack = slack
         self._threshold = threshold
+        self._evidence_threshold = evidence_threshold
         self._reset_var = reset_scale * reset_scale
         self._memory = memory
         self.clock = 0.0  # observations so far, of any model
@@ -52,8 +59,9 @@ class DriftingFilters:
         self.cov = np.zeros((0, d, d))  # posterior covariance then
         self.last = np.zeros(0)  # clock at the slot's last observation
         self.prior = np.zeros(0)  # the slot's prior variance (I times this), what it relaxes to
-        self.cusum = np.zeros((0, 2))  # upward and downward CUSUM statistics
-        self.runs = np.zeros((0, 2))  # observations since each statistic was last zero
+        # upward and downward CUSUM statistics: of the residuals, then of the evidence
+        self.cusum = np.zeros((0, _STATISTICS))
+        self.runs = np.zeros((0, _STATISTICS))  # observations since each was last zero
         self.memory_x = np.zeros((0, memory, d))  # ring buffer of recent observations
         self.memory_r = np.zeros((0, memory))
         self.seen = np.zeros(0)  # observations ever made (ring buffer position)
@@ -68,8 +76,8 @@ class DriftingFilters:
         self.cov = np.concatenate([self.cov, prior * np.eye(d)[None]])
         self.last = np.append(self.last, self.clock)
         self.prior = np.append(self.prior, prior)
-        self.cusum = np.concatenate([self.cusum, np.zeros((1, 2))])
-        self.runs = np.concatenate([self.runs, np.zeros((1, 2))])
+        self.cusum = np.concatenate([self.cusum, np.zeros((1, _STATISTICS))])
+        self.runs = np.concatenate([self.runs, np.zeros((1, _STATISTICS))])
         self.memory_x = np.concatenate([self.memory_x, np.zeros((1, m, d))])
         self.memory_r = np.concatenate([self.memory_r, np.zeros((1, m))])
         self.seen = np.append(self.seen, 0.0)
@@ -106,8 +114,15 @@ class DriftingFilters:
         """The posterior mean of ``x . theta`` for one slot and one feature row."""
         return float(self._rho ** (self.clock - self.last[slot]) * (x @ self.mean[slot]))
 
-    def observe(self, slot: int, x: np.ndarray, residual: float) -> bool:
-        """Learn ``residual`` observed at features ``x`` for ``slot``; True on a change alarm."""
+    def observe(self, slot: int, x: np.ndarray, residual: float,
+                evidence: tuple[float, float] | None = None) -> bool:
+        """Learn ``residual`` observed at features ``x`` for ``slot``; True on a change alarm.
+
+        ``evidence``: what the observation adds to the second detector's upward and
+        downward statistics, where the caller knows the outcome's distribution (log
+        likelihood ratios for a small change); the first detector's steps are always the
+        standardised residual less the slack (quick on a large change).
+        """
         if self.d == 1:
             return self._observe_scalar(slot, float(x[0]), residual)
         decay = self._rho ** (self.clock - float(self.last[slot]))
@@ -124,7 +139,7 @@ class DriftingFilters:
         self.memory_x[slot, position] = x
         self.memory_r[slot, position] = residual
         self.seen[slot] = seen + 1
-        alarm = self._track(slot, (residual - predicted) / math.sqrt(variance))
+        alarm = self._track(slot, (residual - predicted) / math.sqrt(variance), evidence)
         if alarm:
             self.mean[slot], self.cov[slot] = self._restart(slot)
         else:  # one Kalman step, reusing the innovation's products
@@ -159,24 +174,37 @@ class DriftingFilters:
         self.clock += 1.0
         return alarm
 
-    def _track(self, slot: int, innovation: float) -> bool:
-        """Two-sided CUSUM of standardised residuals (Python floats: two numbers)."""
-        if self._threshold <= 0:
-            return False
-        up = max(0.0, float(self.cusum[slot, 0]) + innovation - self._slack)
-        down = max(0.0, float(self.cusum[slot, 1]) - innovation - self._slack)
-        self.cusum[slot, 0], self.cusum[slot, 1] = up, down
-        self.runs[slot, 0] = self.runs[slot, 0] + 1 if up > 0 else 0
-        self.runs[slot, 1] = self.runs[slot, 1] + 1 if down > 0 else 0
-        return max(up, down) > self._threshold
+    def _track(self, slot: int, innovation: float,
+               evidence: tuple[float, float] | None = None) -> bool:
+        """Two two-sided CUSUMs, of the standardised residuals and of the caller's evidence
+        (Python floats); True when either passes its threshold."""
+        alarm = False
+        detectors = [(0, self._threshold, (innovation - self._slack, -innovation - self._slack))]
+        if evidence is not None:
+            detectors.append((2, self._evidence_threshold, evidence))
+        for first, threshold, steps in detectors:
+            if threshold <= 0:
+                continue
+            for column, step in enumerate(steps, start=first):
+                value = max(0.0, float(self.cusum[slot, column]) + step)
+                self.cusum[slot, column] = value
+                self.runs[slot, column] = self.runs[slot, column] + 1 if value > 0 else 0
+                alarm = alarm or value > threshold
+        return alarm
 
     def _restart(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """A wide prior, then the observations since the alarming statistic left zero."""
         self.alarms += 1
-        alarming = int(np.argmax(self.cusum[slot]))
+        # the statistic furthest past its own threshold
+        limits = np.array([self._threshold] * 2 + [self._evidence_threshold] * 2)
+        alarming = int(np.argmax(np.where(limits > 0, self.cusum[slot] / np.maximum(limits, 1e-12),
+                                          -np.inf)))
         count = int(min(self.runs[slot, alarming], self._memory, self.seen[slot]))
         mean = np.zeros(self.d)
-        cov = np.eye(self.d) * max(self._reset_var, self.prior[slot])
+        # the router was wrong about this model: its prior stays this wide from now on, so
+        # the model's posterior relaxes to it instead of back to trusting the router
+        self.prior[slot] = max(self._reset_var, float(self.prior[slot]))
+        cov = np.eye(self.d) * self.prior[slot]
         end = int(self.seen[slot])
         for index in range(end - count, end):
             position = index % self._memory
@@ -201,10 +229,13 @@ class DriftingFilters:
         """Restore ``to_state``'s data into this (empty) instance; checks every shape."""
         n = len(unpack(state["last"], "last"))
         d, m = self.d, self._memory
-        shapes = {"mean": (n, d), "cov": (n, d, d), "last": (n,), "prior": (n,), "cusum": (n, 2),
-                  "runs": (n, 2), "memory_x": (n, m, d), "memory_r": (n, m), "seen": (n,)}
+        shapes = {"mean": (n, d), "cov": (n, d, d), "last": (n,), "prior": (n,),
+                  "cusum": (n, _STATISTICS), "runs": (n, _STATISTICS), "memory_x": (n, m, d),
+                  "memory_r": (n, m), "seen": (n,)}
         for key in _ARRAYS:
             values = unpack(state[key], key).reshape(-1)
+            if key in ("cusum", "runs") and values.size == 2 * n:  # saved with one detector
+                values = np.hstack([values.reshape(n, 2), np.zeros((n, 2))]).reshape(-1)
             if values.size != math.prod(shapes[key]):
                 raise ValueError(f"learner state {key!r} does not fit {shapes[key]}")
             setattr(self, key, values.reshape(shapes[key]).copy())

@@ -19,7 +19,10 @@ Why this shape:
   model's posterior relaxes back to the prior (recent outcomes weigh more, and a model not
   observed for a while regains its uncertainty, so optimism tries it again); suddenly, a
   per-model change detector restarts a model whose outcomes keep surprising it (a model
-  that breaks, a price that jumps) from a wide prior. Ticks are observations, not requests:
+  that breaks or gets worse, a price that jumps) from a wide prior, which it keeps: the
+  router was wrong about it. Quality's detector weighs each score by its likelihood
+  ratio for an expected score ``change_shift`` away (:func:`_score_evidence`), since a
+  score's spread depends on its level. Ticks are observations, not requests:
   sparse feedback forgets no faster than it learns. An update is one Sherman-Morrison
   (Kalman) step, O(d^2) with d = 2 + prompt dims; a decision is one batched
   (models x d x d) product. No matrix is ever inverted or decomposed.
@@ -71,6 +74,9 @@ _MAX_COST_SPREAD = 0.1
 #: The widest prior, as a multiple of the configured scales: a model the router knows from
 #: (almost) no prompts. Wider would let one answer swing it past every other model.
 _MAX_UNCERTAINTY = 5.0
+#: Expected scores are taken as at least this and at most 1 minus it by the change detector:
+#: a router sure of a model must still not read one wrong answer as proof of a change.
+_SCORE_FLOOR = 0.02
 #: Models one learner keeps state for at most (memory stays bounded whatever names arrive).
 MAX_MODELS = 1024
 STATE_VERSION = 2
@@ -118,7 +124,8 @@ class OnlineLearner:
         self._scales = np.concatenate([[c.prior_bias, c.prior_scale],
                                        np.full(c.dim, c.prior_prompt)])
         self.quality = DriftingFilters(2 + c.dim, c.noise, c.halflife, c.change_slack,
-                                       c.change_threshold, c.reset_scale, c.change_memory)
+                                       c.change_threshold, c.reset_scale, c.change_memory,
+                                       c.change_evidence)
         # What every model shares (a router that over-rates them all): one more regression,
         # fitted to what the model's own one leaves unexplained, and the other way round.
         # as wide as the router's typical model's prior
@@ -289,7 +296,9 @@ class OnlineLearner:
                 own, common = self.quality.mean_now(slot, x), self.shared.mean_now(0, x)
                 self.shared.observe(0, x, residual - own)
                 residual -= common
-            self.quality.observe(slot, x, residual)
+            expected = float(context.quality[column]) + self.quality.mean_now(slot, x)
+            evidence = _score_evidence(quality, expected, self.config.change_shift)
+            self.quality.observe(slot, x, residual, evidence)
         if cost is not None:
             if not cost >= 0:
                 raise ValueError(f"cost must be >= 0, got {cost}")
@@ -360,3 +369,22 @@ class OnlineLearner:
         learner.decisions = int(state["decisions"])
         learner.explorations = int(state["explorations"])
         return learner
+
+
+def _score_evidence(score: float, expected: float, shift: float) -> tuple[float, float]:
+    """What one score in [0, 1] says for a model whose expected score rose, and fell, by
+    ``shift``: the log-likelihood ratios of a Bernoulli outcome (linear in the score, so a
+    graded score counts as that share of a right answer).
+
+    Why not the standardised residual: a score's spread depends on its expectation, so at
+    0.9 a fall to 0.7 is a small residual per answer that a residual CUSUM tuned against
+    false alarms at 0.5 never accumulates (on the tuning splits, a model losing a fifth of
+    its right answers stayed 0.05 below a router told of it); the ratios weigh each answer
+    by how much more likely it is after such a change than before.
+    """
+    before = min(max(expected, _SCORE_FLOOR), 1.0 - _SCORE_FLOOR)
+    steps = []
+    for after in (min(before + shift, 1.0 - _SCORE_FLOOR), max(before - shift, _SCORE_FLOOR)):
+        steps.append(score * math.log(after / before)
+                     + (1.0 - score) * math.log((1.0 - after) / (1.0 - before)))
+    return steps[0], steps[1]
