@@ -179,17 +179,23 @@ class DriftingFilters:
         """Two two-sided CUSUMs, of the standardised residuals and of the caller's evidence
         (Python floats); True when either passes its threshold."""
         alarm = False
-        detectors = [(0, self._threshold, (innovation - self._slack, -innovation - self._slack))]
-        if evidence is not None:
-            detectors.append((2, self._evidence_threshold, evidence))
-        for first, threshold, steps in detectors:
-            if threshold <= 0:
-                continue
-            for column, step in enumerate(steps, start=first):
-                value = max(0.0, float(self.cusum[slot, column]) + step)
-                self.cusum[slot, column] = value
-                self.runs[slot, column] = self.runs[slot, column] + 1 if value > 0 else 0
-                alarm = alarm or value > threshold
+        if self._threshold > 0:
+            alarm = self._cusums(slot, 0, (innovation - self._slack, -innovation - self._slack),
+                                 self._threshold)
+        if evidence is not None and self._evidence_threshold > 0:
+            alarm = self._cusums(slot, 2, evidence, self._evidence_threshold) or alarm
+        return alarm
+
+    def _cusums(self, slot: int, first: int, steps: tuple[float, float],
+                threshold: float) -> bool:
+        """Add ``steps`` to the upward and downward statistics from column ``first`` on;
+        True when either passes ``threshold``."""
+        alarm = False
+        for column, step in enumerate(steps, start=first):
+            value = max(0.0, float(self.cusum[slot, column]) + step)
+            self.cusum[slot, column] = value
+            self.runs[slot, column] = self.runs[slot, column] + 1 if value > 0 else 0
+            alarm = alarm or value > threshold
         return alarm
 
     def _restart(self, slot: int) -> tuple[np.ndarray, np.ndarray]:

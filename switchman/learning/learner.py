@@ -127,8 +127,8 @@ class OnlineLearner:
                                        c.change_threshold, c.reset_scale, c.change_memory,
                                        c.change_evidence)
         # What every model shares (a router that over-rates them all): one more regression,
-        # fitted to what the model's own one leaves unexplained, and the other way round.
-        # as wide as the router's typical model's prior
+        # fitted to what the model's own one leaves unexplained, and the other way round;
+        # its prior is as wide as the router's typical model's.
         self.shared = DriftingFilters(2 + c.dim, c.noise, c.halflife, 0.0, 0.0, 1.0, 1)
         seen = sorted(self.prompts_seen.values())
         self.shared.add(self.uncertainty(seen[len(seen) // 2] if seen else None) ** 2)
@@ -291,13 +291,14 @@ class OnlineLearner:
             x = np.empty(self.quality.d)
             x[0], x[1], x[2:] = 1.0, context.quality[column], context.prompt
             x *= self._scales
-            residual = quality - float(context.quality[column])
+            routed = float(context.quality[column])
+            residual, own = quality - routed, self.quality.mean_now(slot, x)
             if self.config.shared:
-                own, common = self.quality.mean_now(slot, x), self.shared.mean_now(0, x)
+                common = self.shared.mean_now(0, x)
                 self.shared.observe(0, x, residual - own)
                 residual -= common
-            expected = float(context.quality[column]) + self.quality.mean_now(slot, x)
-            evidence = _score_evidence(quality, expected, self.config.change_shift)
+            evidence = (_score_evidence(quality, routed + own, self.config.change_shift)
+                        if self.config.change_evidence > 0 else None)
             self.quality.observe(slot, x, residual, evidence)
         if cost is not None:
             if not cost >= 0:

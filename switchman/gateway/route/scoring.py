@@ -99,13 +99,15 @@ class MappedScorer:
                 self._keep.append(name)
                 names.append(target)
         self.models = tuple(names)
-        self.known_from = {target: known_from[name] for name, target
-                           in zip(self._keep, names, strict=True) if name in (known_from or {})}
-        self.prompts_seen = {target: prompts_seen[name] for name, target
-                             in zip(self._keep, names, strict=True)
-                             if name in (prompts_seen or {})}
+        self.known_from = self._by_pool_name(known_from or {})
+        self.prompts_seen = self._by_pool_name(prompts_seen or {})
         self.unknown_to_pool = tuple(n for n in inner.models if n not in self._keep)
         self.default_cost_weight = float(inner.default_cost_weight)
+
+    def _by_pool_name(self, per_model: Mapping[str, Any]) -> dict[str, Any]:
+        """``per_model`` (router model name -> value) keyed by the kept models' pool names."""
+        return {target: per_model[name] for name, target
+                in zip(self._keep, self.models, strict=True) if name in per_model}
 
     def estimate(self, prompts: Sequence[str]) -> Estimates:
         return self._mapped(self._inner.estimate(prompts))
