@@ -27,7 +27,11 @@ from switchman.gateway.execute.local import LocalModelServer
 from switchman.gateway.execute.providers.registry import build_providers
 from switchman.gateway.execute.providers.transport import Transport
 from switchman.gateway.record.accounting import logged_spend
-from switchman.gateway.record.decision_log import DecisionLog
+from switchman.gateway.record.decision_log import (
+    RECENT_IDS_LOCAL,
+    RECENT_IDS_SHARED,
+    DecisionLog,
+)
 from switchman.gateway.record.metrics import GatewayMetrics
 from switchman.gateway.record.settle import Settler
 from switchman.gateway.route.live_learning import PUBLISH_INTERVAL_S, LiveLearner, recalled
@@ -146,7 +150,8 @@ class Gateway:
         self.executor = Executor(self.models, providers, self.metrics, self.guards, gate)
         for name in self.models:
             self.metrics.circuit.labels(name).set(0)
-        self.log = DecisionLog(cfg.log.resolved_path(), store=self.store,
+        recent = RECENT_IDS_LOCAL if cfg.state.url is None else RECENT_IDS_SHARED
+        self.log = DecisionLog(cfg.log.resolved_path(), recent=recent, store=self.store,
                                on_drop=self.metrics.log_dropped.inc)
         if cfg.budgets and cfg.state.url is None:  # in process: the log is the ledger's memory
             await asyncio.to_thread(self._charge_logged_spend)

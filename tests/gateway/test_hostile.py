@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from typing import Any
 
 import httpx
@@ -98,6 +99,29 @@ def test_queued_prompt_text_is_bounded(tmp_path) -> None:
             assert stored.fetchall() == [("r0", None), ("r1", "yyyy")]  # rows kept, text not
         assert log.prompts_dropped == 1
     finally:
+        log.close()
+
+
+def test_the_owner_of_every_response_is_known_while_queued_recent_or_on_disk(tmp_path) -> None:
+    """The in-memory index of response ids is small; a row the writer has not committed yet
+    (here: held up by another connection's write lock) must still have an owner, and an id
+    evicted from the index is found on disk once written."""
+    log = DecisionLog(tmp_path / "log.sqlite", recent=2)
+    blocker = sqlite3.connect(log.path, timeout=30, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        for i in range(5):
+            log.record(DecisionRecord(request_id=f"r{i}", ts=1.0, router=None,
+                                      requested_model="m", model="m", plan=[], tried=[],
+                                      errors=[], reason="", status=200, api_key_id=f"k{i % 2}"))
+        time.sleep(0.2)  # the writer is waiting on the lock now
+        assert [log.owner(f"r{i}") for i in range(5)] == ["k0", "k1", "k0", "k1", "k0"]
+        blocker.execute("ROLLBACK")
+        log.flush()
+        assert [log.owner(f"r{i}") for i in range(5)] == ["k0", "k1", "k0", "k1", "k0"]
+        assert log.owner("never-served") is None
+    finally:
+        blocker.close()
         log.close()
 
 

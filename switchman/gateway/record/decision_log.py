@@ -32,6 +32,13 @@ _TEXT_COLUMNS = (0, 2, 3, 4, 8, 10, 17, 18, 19, 20)
 BATCH_LINGER_S = 0.02
 #: Prompt text waiting for the writer, at most (beyond it rows are queued without their text).
 MAX_QUEUED_PROMPT_BYTES = 64 * 1024 * 1024
+#: Response ids kept in the state store for :meth:`DecisionLog.owner`. In process they only
+#: spare a disk read (ids still queued are held apart until written), so a few seconds of
+#: traffic is enough: 100,000 ids took ~25 MB of a gateway's memory. Shared over Redis they
+#: are how one replica knows another's responses, so feedback that comes minutes later
+#: needs the longer window.
+RECENT_IDS_LOCAL = 10_000
+RECENT_IDS_SHARED = 100_000
 
 
 def safe_text(text: str) -> str:
@@ -132,7 +139,7 @@ def connect(path: Path) -> sqlite3.Connection:
 class DecisionLog:
     """Queue in front of a writer thread; ``record`` never blocks the caller."""
 
-    def __init__(self, path: Path, max_queue: int = 100_000, recent: int = 100_000,
+    def __init__(self, path: Path, max_queue: int = 100_000, recent: int = RECENT_IDS_LOCAL,
                  store: StateStore | None = None,
                  on_drop: Callable[[int], None] | None = None,
                  max_prompt_bytes: int = MAX_QUEUED_PROMPT_BYTES) -> None:
@@ -146,6 +153,9 @@ class DecisionLog:
         #: Recent response ids -> the caller's key id ("" for none): ``owner`` without disk.
         self._recent: StateStore = LocalStore() if store is None else store
         self._recent.bound(_RECENT, recent)
+        #: Ids recorded but not on disk yet -> key id: ``owner`` must know them whatever
+        #: the store has evicted. The loop thread adds, the writer removes once committed.
+        self._unwritten: dict[str, str] = {}
         self.dropped = 0
         connect(path).close()  # fail at start-up, not on the first request
         self._thread = threading.Thread(target=self._run, name="switchman-decision-log",
@@ -173,7 +183,9 @@ class DecisionLog:
         return self._thread.is_alive()
 
     def record(self, decision: DecisionRecord) -> None:
-        self._recent.put(_RECENT, decision.request_id, decision.api_key_id or "")
+        owner = decision.api_key_id or ""
+        self._recent.put(_RECENT, decision.request_id, owner)
+        self._unwritten[decision.request_id] = owner
         if decision.prompt is not None:
             with self._bytes_lock:
                 if self._prompt_bytes + len(decision.prompt) > self._max_prompt_bytes:
@@ -181,7 +193,8 @@ class DecisionLog:
                     self.prompts_dropped += 1
                 else:
                     self._prompt_bytes += len(decision.prompt)
-        if not self._put(("d", decision)) and decision.prompt is not None:
+        if not self._put(("d", decision)):
+            self._unwritten.pop(decision.request_id, None)
             self._written_prompt(decision)
 
     def _written_prompt(self, decision: DecisionRecord) -> None:
@@ -196,8 +209,12 @@ class DecisionLog:
 
     def owner(self, request_id: str) -> str | None:
         """The key id ("" for none) of whoever made response ``request_id``; None if it was
-        never served (recent ids from memory, older ones from disk)."""
-        found = self._recent.get(_RECENT, request_id)
+        never served (ids not written yet and recent ones from memory, older ones from
+        disk). The writer forgets an unwritten id only after its row is committed, so every
+        id is in one of the three places whenever this looks."""
+        found = self._unwritten.get(request_id)
+        if found is None:
+            found = self._recent.get(_RECENT, request_id)
         if found is not None:
             return found
         conn = sqlite3.connect(str(self.path), timeout=30)
@@ -273,6 +290,8 @@ class DecisionLog:
                 self._insert_one(conn, _INSERT_DECISION, row)
             for row in feedback:
                 self._insert_one(conn, _INSERT_FEEDBACK, row)
+        for decision in decisions:
+            self._unwritten.pop(decision.request_id, None)
         for event in events:
             event.set()
         return running
