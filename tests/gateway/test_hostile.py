@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 from gateway_support import UPSTREAM_KEY, gateway_state
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from switchman.gateway.record.decision_log import DecisionLog, DecisionRecord
+from switchman.gateway.record.decision_log import DecisionLog, DecisionRecord, _json_strings
 
 KEYS = {"a": "sk-tenant-a-0001", "b": "sk-tenant-b-0002", "admin": "sk-admin-0003"}
 
@@ -84,6 +86,13 @@ def test_the_log_stores_any_text_and_survives_a_bad_row(tmp_path) -> None:
         assert model == prompt == comment == "\\ud800"
     finally:
         log.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.sampled_from(["gpt-4o", 'say "hi"', "a\\b", "\x7f",
+                                                      "tab\there", "caf\u00e9", "\ud800"]))))
+def test_list_columns_are_the_text_json_dumps_would_write(items: list[str]) -> None:
+    assert _json_strings(items) == json.dumps(items)
 
 
 def test_queued_prompt_text_is_bounded(tmp_path) -> None:
