@@ -37,6 +37,16 @@ def test_bounded_spaces_evict_the_least_recently_used(store: StateStore) -> None
     assert store.get("s", "c") == "m3" and store.size("s") == 2
 
 
+def test_several_keys_go_in_at_once_under_the_same_bound(store: StateStore) -> None:
+    store.bound("m", 2)
+    store.put_many("m", [("x", "1"), ("y", [2, "two"])])
+    assert store.get("m", "x") == "1" and store.get("m", "y") == [2, "two"]  # y used last
+    store.put_many("m", [("z", "3")])
+    assert store.get("m", "x") is None and store.get("m", "z") == "3"
+    store.put_many("m", [])
+    assert store.size("m") == 2
+
+
 def test_counters_add_atomically(store: StateStore) -> None:
     assert store.add("n", "k", 0) == 0
     assert store.add("n", "k", 3) == 3

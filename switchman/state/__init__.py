@@ -8,13 +8,17 @@ issue) replaces one object and none of its users. The interface is deliberately 
 operations those users need, each of which a Redis backend can do atomically in one round
 trip: keyed values in bounded spaces, counters, and time windows of events.
 
-:class:`LocalStore` keeps everything in this process. Every caller runs on the event loop
-thread (or holds the GIL for one dict operation), so it needs no locks.
+:class:`LocalStore` keeps everything in this process. Its callers run on the event loop
+thread, except the decision log's writer, which adds the response ids it has written; one
+lock keeps each operation on keyed spaces whole between the two (event windows are the
+loop's alone).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -40,6 +44,9 @@ class StateStore(Protocol):
 
     def put(self, space: str, key: str, value: Any) -> None:
         """Set ``key`` to ``value`` (JSON-like data only: other backends serialise it)."""
+
+    def put_many(self, space: str, items: Sequence[tuple[str, Any]]) -> None:
+        """``put`` each (key, value) in order: one round trip for a shared store."""
 
     def add(self, space: str, key: str, delta: int) -> int:
         """Add ``delta`` to the counter at ``key`` (0 when new); the new value."""
@@ -67,6 +74,7 @@ class LocalStore:
         self._spaces: dict[str, OrderedDict[str, Any]] = {}
         self._bounds: dict[str, int] = {}
         self._windows: dict[tuple[str, str], deque[tuple[float, Any]]] = {}
+        self._lock = threading.Lock()  # see the module's docstring
 
     def _space(self, space: str) -> OrderedDict[str, Any]:
         found = self._spaces.get(space)
@@ -75,8 +83,9 @@ class LocalStore:
         return found
 
     def bound(self, space: str, max_entries: int) -> None:
-        self._bounds[space] = max_entries
-        self._evict(space, self._space(space))
+        with self._lock:
+            self._bounds[space] = max_entries
+            self._evict(space, self._space(space))
 
     def _evict(self, space: str, entries: OrderedDict[str, Any]) -> None:
         limit = self._bounds.get(space)
@@ -89,32 +98,40 @@ class LocalStore:
         return len(self._space(space))
 
     def get(self, space: str, key: str) -> Any | None:
-        entries = self._space(space)
-        value = entries.get(key)
-        if value is not None:
-            entries.move_to_end(key)
-        return value
+        with self._lock:
+            entries = self._space(space)
+            value = entries.get(key)
+            if value is not None:
+                entries.move_to_end(key)
+            return value
 
     def put(self, space: str, key: str, value: Any) -> None:
-        entries = self._space(space)
-        entries[key] = value
-        entries.move_to_end(key)
-        self._evict(space, entries)
+        self.put_many(space, ((key, value),))
+
+    def put_many(self, space: str, items: Sequence[tuple[str, Any]]) -> None:
+        with self._lock:
+            entries = self._space(space)
+            for key, value in items:
+                entries[key] = value
+                entries.move_to_end(key)
+            self._evict(space, entries)
 
     def add(self, space: str, key: str, delta: int) -> int:
-        entries = self._space(space)
-        value = entries.get(key, 0) + delta
-        entries[key] = value
-        return value
+        with self._lock:
+            entries = self._space(space)
+            value = entries.get(key, 0) + delta
+            entries[key] = value
+            return value
 
     def add_amount(self, space: str, key: str, delta: float,
                    limit: float | None = None) -> float | None:
-        entries = self._space(space)
-        value = entries.get(key, 0.0) + delta
-        if limit is not None and delta > 0 and value > limit:
-            return None
-        entries[key] = value
-        return value
+        with self._lock:
+            entries = self._space(space)
+            value = entries.get(key, 0.0) + delta
+            if limit is not None and delta > 0 and value > limit:
+                return None
+            entries[key] = value
+            return value
 
     def _window(self, space: str, key: str) -> deque[tuple[float, Any]]:
         found = self._windows.get((space, key))

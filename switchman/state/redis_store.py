@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -35,12 +35,15 @@ if v and redis.call('ZSCORE', KEYS[2], ARGV[1]) then
 end
 return v
 """
-# KEYS: hash, recency zset, bound. ARGV: key, value, now. Evicts the least recently used.
+# KEYS: hash, recency zset, bound. ARGV: now, then key, value pairs. Evicts the least
+# recently used.
 _PUT = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local limit = tonumber(redis.call('GET', KEYS[3]) or '0')
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if limit > 0 then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[i]) end
+end
 if limit > 0 then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   local extra = redis.call('ZCARD', KEYS[2]) - limit
   if extra > 0 then
     local old = redis.call('ZPOPMIN', KEYS[2], extra)
@@ -108,10 +111,17 @@ class RedisStore:
             return None if raw is None else json.loads(raw)  # tuples come back as lists
 
     def put(self, space: str, key: str, value: Any) -> None:
+        self.put_many(space, ((key, value),))
+
+    def put_many(self, space: str, items: Sequence[tuple[str, Any]]) -> None:
+        if not items:
+            return
+        args: list[Any] = [time.time()]
+        for key, value in items:
+            args += (key, json.dumps(value))
         with _reachable():
             self._put(keys=[self._key(space), self._key(space, ":lru"),
-                            self._key(space, ":bound")],
-                      args=[key, json.dumps(value), time.time()])
+                            self._key(space, ":bound")], args=args)
 
     def add(self, space: str, key: str, delta: int) -> int:
         with _reachable():
@@ -192,6 +202,9 @@ class FallbackStore:
 
     def put(self, space: str, key: str, value: Any) -> None:
         self._call("put", space, key, value)
+
+    def put_many(self, space: str, items: Sequence[tuple[str, Any]]) -> None:
+        self._call("put_many", space, items)
 
     def add(self, space: str, key: str, delta: int) -> int:
         return self._call("add", space, key, delta)

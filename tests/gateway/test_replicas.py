@@ -132,3 +132,21 @@ def test_feedback_through_one_replica_changes_decisions_on_the_other(upstream, r
         time.sleep(0.5)  # replicas look for newer learner state every 0.25 s
         assert http.post(f"{b}/v1/chat/completions", json=body).headers[
             "x-switchman-model"] == "cheap"
+
+
+def test_feedback_reaches_any_replica_whichever_served_the_response(upstream, redis_url: str,
+                                                                    tmp_path: Path) -> None:
+    """Response ids are shared through Redis a log batch after the answer: replica b takes
+    feedback on replica a's response, and still refuses an id nobody served."""
+    state = {"url": redis_url, "prefix": "replicas-feedback"}
+    with _replica(_config(upstream.url, redis_url, tmp_path, "a", state=state), tmp_path,
+                  "a") as a, \
+            _replica(_config(upstream.url, redis_url, tmp_path, "b", state=state), tmp_path,
+                     "b") as b, \
+            httpx.Client(timeout=30) as http:
+        body = {"model": "switchman/auto", "messages": [{"role": "user", "content": "q"}]}
+        served = http.post(f"{a}/v1/chat/completions", json=body).json()["id"]
+        time.sleep(0.3)  # the writer indexes ids once per batch (~20 ms)
+        assert http.post(f"{b}/v1/feedback", json={"id": served, "score": 1}).status_code == 200
+        unknown = http.post(f"{b}/v1/feedback", json={"id": "chatcmpl-none", "score": 1})
+        assert unknown.status_code == 404
