@@ -29,15 +29,13 @@ import logging
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from switchman import policy
 from switchman.cost import CostModel
-from switchman.data import OutcomeMatrices, to_matrices
 from switchman.embed import Encoder
 from switchman.encoders import default_encoder, encoder_by_name
 from switchman.estimates import Estimates
@@ -55,6 +53,11 @@ from switchman.profiles import (
     offset_prior,
     select_prompts,
 )
+
+if TYPE_CHECKING:  # serving a router needs neither pandas nor the data layer (see load)
+    import pandas as pd
+
+    from switchman.data import OutcomeMatrices
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +85,17 @@ class Router:
 
     #: Models added by profile, in column order after the trained ones.
     profiles_: list[Profile]
-    #: The training prompts (``prompt_id``, ``prompt``; None when trained from features
-    #: alone), their observed quality (n, m_trained) and embeddings.
-    training_prompts_: pd.DataFrame | None = None
+    #: The training prompts' observed quality (n, m_trained) and embeddings; the prompts
+    #: themselves are ``training_prompts_``.
     training_quality_: np.ndarray | None = None
     training_embeddings_: np.ndarray | None = None
     #: Where the training outcomes came from (the CLI sets the file), for ``models``.
     training_source_: str | None = None
     #: The fingerprint of the trained part, once computed or read (see ``trained_id``).
     trained_id_: str | None = None
+
+    _training_prompts: pd.DataFrame | None = None
+    _training_prompts_file: Path | None = None  # saved prompts not read yet
 
     def __init__(self, estimator: QualityEstimator, encoder: Encoder | None = None,
                  name: str = "default") -> None:
@@ -100,6 +105,27 @@ class Router:
         self.profiles_ = []
         self._columns: np.ndarray | None = None
         self._added: AddedModels | None = None  # the profiles as one map (_refresh_models)
+
+    @property
+    def training_prompts_(self) -> pd.DataFrame | None:
+        """The training prompts (``prompt_id``, ``prompt``; None when trained from features
+        alone). A loaded router reads them from its directory when first asked (profile
+        selection and placement do; routing never does), so that a serving gateway loads
+        neither them nor pandas and pyarrow: ~70 MB of its memory."""
+        if self._training_prompts_file is not None:
+            import pandas as pd
+
+            path, self._training_prompts_file = self._training_prompts_file, None
+            try:
+                self._training_prompts = pd.read_parquet(path)
+            except (OSError, ValueError) as exc:  # pyarrow's errors are both
+                raise RouterLoadError(f"{path}: cannot read the router's training prompts: "
+                                      f"{exc}") from exc
+        return self._training_prompts
+
+    @training_prompts_.setter
+    def training_prompts_(self, prompts: pd.DataFrame | None) -> None:
+        self._training_prompts, self._training_prompts_file = prompts, None
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
@@ -122,6 +148,8 @@ class Router:
             prices: Mapping[str, tuple[float, float]] | None = None,
             show_progress: bool = False) -> Router:
         """Train on a validated outcomes table (see ``switchman.data``)."""
+        from switchman.data import to_matrices
+
         matrices = to_matrices(outcomes)
         classifies = self.estimator.reads_tasks() and task_codes(matrices.tasks) is not None
         features = featurize(matrices.prompts, self._encoder(), lexical=classifies,
@@ -156,6 +184,8 @@ class Router:
         self.trained_id_ = None
         self.training_quality_ = np.asarray(quality, dtype=np.float32)
         self.training_embeddings_ = np.asarray(features.embeddings, dtype=np.float32)
+        import pandas as pd
+
         self.training_prompts_ = None if prompt_ids is None or prompt_texts is None else (
             pd.DataFrame({"prompt_id": np.asarray(prompt_ids, dtype=str),
                           "prompt": list(prompt_texts)}))
@@ -293,6 +323,8 @@ class Router:
         prompts (same id and text), their predictions for the others."""
         if self.training_prompts_ is None or self.training_quality_ is None:
             return predicted
+        import pandas as pd
+
         known = pd.Series(np.arange(len(self.training_prompts_)),
                           index=self.training_prompts_["prompt_id"].to_numpy())
         at = prompts["prompt_id"].map(known).to_numpy(dtype=float)
@@ -534,7 +566,7 @@ class Router:
             router.training_quality_ = arrays.get("training.quality")
             router.training_embeddings_ = arrays.get("training.embeddings")
             if (directory / _PROMPTS_FILE).is_file():
-                router.training_prompts_ = pd.read_parquet(directory / _PROMPTS_FILE)
+                router._training_prompts_file = directory / _PROMPTS_FILE
             task_state = sub_state(arrays, "tasks.")
             router.task_classifier_ = (TaskClassifier().load_state(task_state)
                                        if task_state else None)

@@ -23,8 +23,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
+from blocked_imports import block_imports  # noqa: E402
 from shared_data import ROUTING, requires_routing_data, sample_prompts  # noqa: E402
 
+from switchman import policy  # noqa: E402
 from switchman.data import load_prompts, to_matrices  # noqa: E402
 from switchman.embed import Encoder  # noqa: E402
 from switchman.encoders import default_encoder  # noqa: E402
@@ -307,6 +309,40 @@ def test_load_corrupted_arrays(saved: Path, tmp_path: Path, damage: str) -> None
     with pytest.raises(RouterLoadError, match=r"arrays\.npz is not a valid router") as err:
         Router.load(d)
     assert str(d) in str(err.value)
+
+
+def test_serving_a_router_needs_neither_pandas_nor_pyarrow(saved: Path, cache_dir: Path,
+                                                          test_prompts: list[str]) -> None:
+    """What a gateway does with a router (load, estimate, plan), in a process where the
+    table stack cannot be imported: it used to cost a serving gateway ~70 MB."""
+    code = block_imports(("pandas", "pyarrow")) + (
+        "import json\n"
+        "from switchman import policy\n"
+        "from switchman.router import Router\n"
+        f"router = Router.load({str(saved)!r})\n"
+        f"estimates = [router.estimate([p]) for p in {test_prompts[:3]!r}]\n"
+        "print(json.dumps({'plans': [policy.plan(e, 0.0) for e in estimates],\n"
+        "                  'quality': [e.quality[0].tolist() for e in estimates]}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=False,
+                          env={**os.environ, "SWITCHMAN_CACHE_DIR": str(cache_dir)})
+    assert done.returncode == 0, done.stderr
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    here = [Router.load(saved).estimate([p]) for p in test_prompts[:3]]
+    assert np.allclose(served["quality"], [e.quality[0] for e in here])
+    assert served["plans"] == [policy.plan(e, 0.0) for e in here]
+
+
+def test_training_prompts_are_read_when_first_asked(saved: Path, tmp_path: Path,
+                                                   default_router: Router) -> None:
+    loaded = Router.load(saved)
+    assert loaded.training_prompts_ is not None
+    pd.testing.assert_frame_equal(loaded.training_prompts_, default_router.training_prompts_)
+    broken = _copy(saved, tmp_path)
+    (broken / "training_prompts.parquet").write_bytes(b"not parquet")
+    router = Router.load(broken)  # routing does not read them
+    with pytest.raises(RouterLoadError, match="training_prompts.parquet: cannot read"):
+        router.select_prompts(5)
 
 
 def test_router_load_error_is_a_value_error() -> None:

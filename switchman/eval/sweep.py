@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from switchman import policy
 from switchman.estimates import Estimates
 from switchman.eval import metrics
 from switchman.progress import stage
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pandas only where decisions are tabled: routing needs none of it
+    import pandas as pd
+
     from switchman.data import OutcomeMatrices
 
 
@@ -44,6 +45,8 @@ def sweep_picks(estimates: Estimates, n_points: int,
 
 def sweep_decisions(estimates: Estimates, prompt_ids: Sequence[str], n_points: int) -> pd.DataFrame:
     """The DECISIONS table for a batch of prompts."""
+    import pandas as pd
+
     weights, picks = sweep_picks(estimates, n_points)
     n_prompts = len(prompt_ids)
     models = np.asarray(estimates.models, dtype=object)
@@ -73,6 +76,8 @@ class SweepResult:
 def score_picks(test: OutcomeMatrices, weights: np.ndarray, picks: np.ndarray,
                 name: str) -> SweepResult:
     """Observed operating points of a sweep's picks (n_points, n_prompts) on ``test``."""
+    import pandas as pd
+
     rows = np.arange(picks.shape[1])
     strong = int(np.argmax(test.quality.mean(axis=0)))
     result = SweepResult(points=sweep_points(test.quality, test.cost, picks),
