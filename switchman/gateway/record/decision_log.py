@@ -315,11 +315,10 @@ class DecisionLog:
     def _remember(self, decisions: list[DecisionRecord]) -> None:
         """Index the batch's response ids in the state store, then forget them as unwritten:
         one round trip per batch instead of one per request on the event loop (with Redis,
-        a quarter of a pinned request's store traffic). Replicas see an id a batch later."""
+        one of a pinned request's three). Replicas see an id a batch later."""
         if not decisions:
             return
-        owners = [(d.request_id, self._unwritten.get(d.request_id, d.api_key_id or ""))
-                  for d in decisions]
+        owners = [(d.request_id, d.api_key_id or "") for d in decisions]
         try:
             self._recent.put_many(_RECENT, owners)
         except StoreUnavailable as exc:  # a shared store without a fallback: disk has them
