@@ -9,9 +9,9 @@ operations those users need, each of which a Redis backend can do atomically in 
 trip: keyed values in bounded spaces, counters, and time windows of events.
 
 :class:`LocalStore` keeps everything in this process. Its callers run on the event loop
-thread, except the decision log's writer, which adds the response ids it has written; one
-lock keeps each operation on keyed spaces whole between the two (event windows are the
-loop's alone).
+thread, except two: the decision log's writer adds the response ids it has written, and
+feedback looks a response's owner up on a worker thread. One lock keeps each operation on
+keyed spaces whole between them (event windows are the loop's alone).
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ class LocalStore:
 
     def size(self, space: str) -> int:
         """How many keys ``space`` holds now."""
-        return len(self._space(space))
+        with self._lock:
+            return len(self._space(space))
 
     def get(self, space: str, key: str) -> Any | None:
         with self._lock:
