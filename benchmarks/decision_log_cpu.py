@@ -12,7 +12,6 @@ CPU clock (/proc/self/task/<tid>/stat) around them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -24,16 +23,10 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
+from gateway_cpu import cpu_times  # noqa: E402  (benchmarks/, the script's folder)
+
 from switchman.gateway.api.chat import new_request_id  # noqa: E402
 from switchman.gateway.record.decision_log import DecisionLog, DecisionRecord  # noqa: E402
-
-
-def thread_cpu_s(native_id: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of one thread of this process."""
-    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def pinned_row() -> DecisionRecord:
@@ -52,16 +45,15 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         log = DecisionLog(Path(tmp) / "log.sqlite")
-        writer = log._thread.native_id
-        assert writer is not None
-        user0, sys0 = thread_cpu_s(writer)
+        writer = Path(f"/proc/self/task/{log._thread.native_id}/stat")
+        user0, sys0 = cpu_times(writer)
         start = time.perf_counter()
         for n in range(1, args.rows + 1):
             log.record(pinned_row())
             if n % 10 == 0:  # requests arrive in small bursts, as wrk's connections send them
                 time.sleep(max(0.0, start + n / args.rate - time.perf_counter()))
         log.flush(timeout=60)
-        user1, sys1 = thread_cpu_s(writer)
+        user1, sys1 = cpu_times(writer)
         log.close()
     per_row = 1e6 / args.rows
     print(f"decision-log writer thread: {per_row * (user1 - user0 + sys1 - sys0):.1f} us CPU "

@@ -32,10 +32,16 @@ from gateway_overhead import free_port, gateway_config, start_servers, wrk
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_times(stat: Path) -> tuple[float, float]:
+    """(utime, stime) in seconds from a ``/proc`` stat file: ``/proc/<pid>/stat`` for a
+    process (every thread), ``/proc/<pid>/task/<tid>/stat`` for one thread."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the process (every thread), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return sum(cpu_times(Path(f"/proc/{pid}/stat")))
 
 
 def measure(pid: int, url: str, body: dict, concurrency: int, seconds: float,

@@ -51,6 +51,8 @@ class DriftingFilters:
         self._slack = slack
         self._threshold = threshold
         self._evidence_threshold = evidence_threshold
+        #: Each CUSUM statistic's alarm threshold (see ``_restart``), in cusum's column order.
+        self._limits = np.array([threshold] * 2 + [evidence_threshold] * 2)
         self._reset_var = reset_scale * reset_scale
         self._memory = memory
         self.clock = 0.0  # observations so far, of any model
@@ -201,8 +203,7 @@ class DriftingFilters:
     def _restart(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """A wide prior, then the observations since the alarming statistic left zero."""
         self.alarms += 1
-        # the statistic furthest past its own threshold
-        limits = np.array([self._threshold] * 2 + [self._evidence_threshold] * 2)
+        limits = self._limits  # the statistic furthest past its own threshold alarmed
         alarming = int(np.argmax(np.where(limits > 0, self.cusum[slot] / np.maximum(limits, 1e-12),
                                           -np.inf)))
         count = int(min(self.runs[slot, alarming], self._memory, self.seen[slot]))
