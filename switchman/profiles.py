@@ -220,33 +220,83 @@ def coverage_weights(answered: np.ndarray, training: np.ndarray) -> np.ndarray:
     return np.bincount(nearest, minlength=answered.shape[0]).astype(float) + 1.0
 
 
-def select_prompts(embeddings: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+def select_prompts(embeddings: np.ndarray, n: int, strata: np.ndarray | None = None,
+                   seed: int = 0) -> np.ndarray:
     """Indices of ``n`` training prompts that tell the most about a new model.
 
-    The medoids (the member nearest the centre) of a seeded k-means with ``n`` clusters
-    over the training embeddings, largest cluster first: each pick stands for one region
-    of the training distribution, so the few answers cover it the way a stratified sample
-    does, and ``coverage_weights`` weighs each back by its region's size. Measured against
-    tilting the clusters toward prompts the trained models disagree on (weighting k-means
-    by that disagreement, or a disagreement-weighted farthest-point order): plain coverage
-    placed new models better (llmrouter, seed 0: gain recovered 0.17 vs 0.02 at n = 50);
-    disagreement-rich picks misjudge a model's level, and that error costs more than the
-    sharper choice of anchors gains. Seeded, so the same router selects the same prompts.
-    """
-    from sklearn.cluster import KMeans  # profile selection only: routing needs numpy alone
+    With ``strata`` (each training prompt's task), the picks are a stratified sample: each
+    task gets its share of ``n`` (largest remainders; every task one at least while ``n``
+    allows), so every task residual and level a profile keeps is read from answers on that
+    task. Embeddings alone do not give that: a task of templated prompts (winogrande's
+    sentences, arc's questions) sits in a tight cluster, one of varied ones (mbpp's code)
+    spreads wide, and k-means spends its clusters on the spread: on routerbench 46 of 50
+    picks were mbpp prompts, 13% of the training table, and arc-challenge (47%) got 3.
 
+    Within a task (or over all prompts without strata), the picks are the medoids (the
+    member nearest the centre) of a seeded k-means with as many clusters: each stands for
+    one region, so the few answers cover it the way a stratified sample does, and
+    ``coverage_weights`` weighs each back by its region's size. Measured against tilting
+    the clusters toward prompts the trained models disagree on (weighting k-means by that
+    disagreement, or a disagreement-weighted farthest-point order): plain coverage placed
+    new models better (llmrouter, seed 0: gain recovered 0.17 vs 0.02 at n = 50);
+    disagreement-rich picks misjudge a model's level, and that error costs more than the
+    sharper choice of anchors gains. The picks come largest region first; seeded, so the
+    same router selects the same prompts.
+    """
     k = min(n, embeddings.shape[0])
-    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embeddings)
-    labels = kmeans.labels_
-    closeness = np.einsum("nd,nd->n", embeddings, kmeans.cluster_centers_[labels])
-    picks, sizes = [], []
-    for cluster in range(k):
-        members = np.flatnonzero(labels == cluster)
-        if members.size:
-            picks.append(int(members[np.argmax(closeness[members])]))
-            sizes.append(members.size)
+    if strata is None:
+        picks, sizes = _medoids(embeddings, np.arange(embeddings.shape[0]), k, seed)
+    else:
+        groups = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+        picks, sizes = [], []
+        for members, share in zip(groups, _allocate(k, [len(g) for g in groups]),
+                                  strict=True):
+            if share:
+                found, counts = _medoids(embeddings, members, share, seed)
+                picks += found
+                sizes += counts
     order = np.argsort(-np.asarray(sizes), kind="stable")
     return np.asarray(picks, dtype=np.int64)[order]
+
+
+def _allocate(n: int, sizes: list[int]) -> list[int]:
+    """``n`` picks shared out in proportion to ``sizes`` by largest remainders, never more
+    than a group holds; while ``n`` covers every group, each gets one at least (from the
+    group furthest above its quota)."""
+    sizes_array = np.asarray(sizes, dtype=float)
+    quota = n * sizes_array / sizes_array.sum()
+    shares = np.floor(quota).astype(np.int64)
+    for g in np.argsort(-(quota - shares), kind="stable")[:n - int(shares.sum())]:
+        shares[g] += 1
+    shares = np.minimum(shares, sizes)
+    while shares.sum() < n:  # a group held fewer than its share: the rest to the others
+        room = np.flatnonzero(shares < sizes)
+        shares[room[np.argmax(quota[room] - shares[room])]] += 1
+    if n >= len(sizes):
+        for g in np.flatnonzero(shares == 0):
+            donors = np.flatnonzero(shares > 1)
+            shares[donors[np.argmax(shares[donors] - quota[donors])]] -= 1
+            shares[g] = 1
+    return shares.tolist()
+
+
+def _medoids(embeddings: np.ndarray, members: np.ndarray, k: int,
+             seed: int) -> tuple[list[int], list[int]]:
+    """The medoids of a seeded k-means with ``k`` clusters over ``members``' embeddings,
+    as indices into ``embeddings``, and the size of each one's cluster."""
+    from sklearn.cluster import KMeans  # profile selection only: routing needs numpy alone
+
+    points = embeddings[members]
+    kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(points)
+    labels = kmeans.labels_
+    closeness = np.einsum("nd,nd->n", points, kmeans.cluster_centers_[labels])
+    picks, sizes = [], []
+    for cluster in range(k):
+        inside = np.flatnonzero(labels == cluster)
+        if inside.size:
+            picks.append(int(members[inside[np.argmax(closeness[inside])]]))
+            sizes.append(int(inside.size))
+    return picks, sizes
 
 
 __all__ = ["AddedModels", "Profile", "coverage_weights", "fit_profile", "offset_prior",

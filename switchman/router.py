@@ -108,10 +108,11 @@ class Router:
 
     @property
     def training_prompts_(self) -> pd.DataFrame | None:
-        """The training prompts (``prompt_id``, ``prompt``; None when trained from features
-        alone). A loaded router reads them from its directory when first asked (profile
-        selection and placement do; routing never does), so that a serving gateway loads
-        neither them nor pandas and pyarrow: ~70 MB of its memory."""
+        """The training prompts (``prompt_id``, ``prompt`` and, where the table labels them,
+        ``task``; None when trained from features alone). A loaded router reads them from
+        its directory when first asked (profile selection and placement do; routing never
+        does), so that a serving gateway loads neither them nor pandas and pyarrow: ~70 MB
+        of its memory."""
         if self._training_prompts_file is not None:
             import pandas as pd
 
@@ -186,9 +187,12 @@ class Router:
         self.training_embeddings_ = np.asarray(features.embeddings, dtype=np.float32)
         import pandas as pd
 
-        self.training_prompts_ = None if prompt_ids is None or prompt_texts is None else (
-            pd.DataFrame({"prompt_id": np.asarray(prompt_ids, dtype=str),
-                          "prompt": list(prompt_texts)}))
+        self.training_prompts_ = None
+        if prompt_ids is not None and prompt_texts is not None:
+            self.training_prompts_ = pd.DataFrame({
+                "prompt_id": np.asarray(prompt_ids, dtype=str), "prompt": list(prompt_texts)})
+            if tasks is not None:  # profile selection samples them task by task
+                self.training_prompts_["task"] = np.asarray(tasks, dtype=str)
         with _one_blas_thread():
             # only estimators that read tasks need the classifier; the cost model's task
             # mode is chosen on held-out quality, which only the (task-reading) default has
@@ -427,9 +431,11 @@ class Router:
         if not 1 <= n <= len(self.training_prompts_):
             raise ValueError(f"--n {n}: choose between 1 and {len(self.training_prompts_)} "
                              "(the router's training prompts)")
+        prompts = self.training_prompts_
+        strata = prompts["task"].to_numpy(dtype=str) if "task" in prompts else None
         with _one_blas_thread():
-            picks = select_prompts(self.training_embeddings_, n)
-        return self.training_prompts_.iloc[picks].reset_index(drop=True)
+            picks = select_prompts(self.training_embeddings_, n, strata)
+        return prompts.iloc[picks][["prompt_id", "prompt"]].reset_index(drop=True)
 
     def describe_models(self) -> list[dict[str, Any]]:
         """Per model: where it is known from, from how many prompts, and its prices."""

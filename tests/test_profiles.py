@@ -96,6 +96,36 @@ def test_selection_is_deterministic_and_covers_every_region() -> None:
     assert np.allclose(weights, 61.0)  # each stands for its 60 prompts (plus itself)
 
 
+def test_selection_gives_every_task_its_share_however_tight_its_prompts() -> None:
+    # a tight task (templated prompts) beside a wide one (varied prompts): k-means alone
+    # spends its clusters on the wide one; by task, each gets its share of the picks
+    rng = np.random.default_rng(3)
+    tight = rng.normal(size=16) + 0.02 * rng.normal(size=(240, 16))
+    wide = rng.normal(size=(60, 16))
+    emb = np.vstack([tight, wide]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    tasks = np.array(["tight"] * 240 + ["wide"] * 60)
+    assert (select_prompts(emb, 10) < 240).sum() <= 2  # by embeddings alone
+    picks = select_prompts(emb, 10, tasks)
+    assert (picks < 240).sum() == 8 and len(set(picks)) == 10  # 80% of the prompts, 8 of 10
+    assert np.array_equal(picks, select_prompts(emb.copy(), 10, tasks.copy()))
+    small = np.array(["a"] * 290 + ["b"] * 9 + ["c"])  # every task answered, even of one
+    assert sorted(small[select_prompts(emb, 3, small)]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("n, sizes, shares", [
+    (50, [727, 617, 199], [24, 20, 6]),  # in proportion, largest remainders
+    (10, [1, 1, 100], [1, 1, 8]),  # every task one at least while n covers them
+    (2, [5, 3, 1], [1, 1, 0]),  # else in proportion
+    (6, [1, 1, 9], [1, 1, 4]),
+    (9, [8, 1], [8, 1]),  # never more than a task holds
+])
+def test_picks_are_shared_out_by_task_size(n: int, sizes: list[int], shares: list[int]) -> None:
+    from switchman.profiles import _allocate
+
+    assert _allocate(n, sizes) == shares
+
+
 def test_offsets_are_shrunk_by_the_trained_models_own_spread() -> None:
     rng = np.random.default_rng(5)
     close = (rng.random((400, 1)) < 0.6).astype(float)
@@ -178,6 +208,9 @@ def test_select_is_deterministic_and_names_training_prompts(
     assert too_many.returncode == 2 and "choose between 1 and 120" in too_many.stderr
     first = Router.load(tables["router"]).select_prompts(25)
     assert first.equals(a)
+    shares = train["task"].value_counts() / len(train)  # sampled task by task
+    picked = train.loc[a["prompt_id"], "task"].value_counts()
+    assert all(abs(picked.get(task, 0) - 25 * share) < 1 for task, share in shares.items())
 
 
 def test_add_lists_and_routes_among_added_models(
