@@ -93,7 +93,8 @@ class StaticMiniLMEncoder:
             # rows are summed; np.take gathers them ~1.4x faster than fancy indexing does.
             rows = np.array(ids or self._fallback_ids, dtype=np.intp)
             sums[row] = self._scales.take(rows) @ self._codes.take(rows, axis=0)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        # np.linalg.norm(sums, axis=1)'s own arithmetic, without its ~8 us of dispatch
+        norms = np.sqrt(np.add.reduce(sums * sums, axis=1, keepdims=True))
         return sums / np.maximum(norms, 1e-12)
 
 

@@ -7,6 +7,7 @@ through the same ``utilities`` so that what is evaluated offline is what the gat
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -98,8 +99,9 @@ def plan(estimates: Estimates, cost_weight: float, mask: np.ndarray | None = Non
     if estimates.n_prompts != 1:
         raise ValueError("plan() takes the estimates of exactly one prompt")
     util = utilities(estimates, cost_weight, mask)[0]
-    order = np.argsort(-util, kind="stable")
-    return [estimates.models[j] for j in order if np.isfinite(util[j])]
+    order = np.argsort(-util, kind="stable").tolist()
+    values = util.tolist()  # Python numbers: numpy's per-element access costs ~1 us each
+    return [estimates.models[j] for j in order if math.isfinite(values[j])]
 
 
 def cost_weight_sweep(estimates: Estimates, n_points: int = 25,

@@ -123,6 +123,29 @@ def test_predict_shape(name: str, fitted: dict) -> None:
     assert fitted[name].predict(TEST.rows(np.array([3]))).shape == (1, 3)
 
 
+
+def _one_at_a_time(estimator: QualityEstimator, features: Features) -> np.ndarray:
+    return np.vstack([estimator.predict(features.rows(np.array([i])))
+                      for i in range(len(features))])
+
+
+@pytest.mark.parametrize("name", ROUTER_NAMES)
+def test_one_prompt_predictions_are_the_batch_rows(name: str, fitted: dict) -> None:
+    """A server predicts one prompt at a time, through one-row paths (the neighbour search,
+    stacking's blend) that skip the batch code's set-up: the same estimates. The batch's
+    float32 similarity product may round its last bit differently, hence the tolerance."""
+    batch = fitted[name].predict(TEST)
+    assert np.allclose(_one_at_a_time(fitted[name], TEST), batch, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("estimator", [KNNEstimator(k=5), KNNEstimator(k=500),
+                                       TaskMixtureEstimator(local_k=10)],
+                         ids=["knn", "knn-k-above-n", "task-local"])
+def test_one_prompt_neighbour_estimates_are_the_batch_rows(estimator: QualityEstimator) -> None:
+    estimator.fit(TRAIN, Y_TRAIN)
+    batch = estimator.predict(TEST)
+    assert np.allclose(_one_at_a_time(estimator, TEST), batch, rtol=0, atol=1e-6)
+
 @pytest.mark.parametrize("name", ROUTER_NAMES)
 def test_predictions_are_probabilities_even_far_from_the_data(name: str, fitted: dict) -> None:
     far = routed(Features(-TEST.embeddings, np.full(len(TEST), np.log1p(1e6))))  # anti-prompts
@@ -393,6 +416,25 @@ def _stack() -> StackingEstimator:
                               ClusterEstimator(n_clusters=4), TaskMixtureEstimator()],
                              n_folds=3, seed=0)
 
+
+
+def test_stacking_blend_is_the_einsum_over_the_weighted_bases() -> None:
+    """The blend sums base by base, skipping bases without weight: exactly the einsum it
+    replaced, from the whole (bases, n, m) array or only the weighted bases' predictions."""
+    rng = np.random.default_rng(3)
+    for n in (1, 7):
+        predictions = rng.uniform(0, 1, (5, n, 4))
+        weights = rng.uniform(0, 1, (4, 5))
+        weights[:, [1, 3]] = 0.0
+        intercept = rng.normal(0, 0.1, 4)
+        expected = np.clip(np.einsum("bnm,mb->nm", predictions, weights) + intercept, 0, 1)
+        assert np.array_equal(StackingEstimator._blend(predictions, weights, intercept),
+                              expected)
+        weighted = {b: predictions[b] for b in (0, 2, 4)}
+        assert np.array_equal(StackingEstimator._blend(weighted, weights, intercept, n),
+                              expected)
+        none = StackingEstimator._blend({}, np.zeros((4, 5)), intercept, n)
+        assert np.array_equal(none, np.broadcast_to(np.clip(intercept, 0, 1), (n, 4)))
 
 def test_stacking_without_cost_uses_the_least_squares_blend() -> None:
     est = _stack().fit(TRAIN, Y_TRAIN)

@@ -10,8 +10,10 @@ import pytest
 
 from switchman.features import make_features
 from switchman.features.lexical import (
+    CHAR_BITS,
     LEXICAL_WIDTH,
     WORD_BUCKETS,
+    _char_buckets,
     _word_buckets,
     lexical_features,
 )
@@ -49,6 +51,23 @@ def test_word_buckets_are_the_crc32_of_each_word_and_pair(text: str) -> None:
     expected = [zlib.crc32(g.encode()) & (WORD_BUCKETS - 1) for g in grams]
     assert _word_buckets(text).tolist() == expected
 
+
+
+@pytest.mark.parametrize("text", ["tort law of the sea, 2nd ed.", "ünïcödé 漢字テキスト 🙂 x",
+                                  "abc", "abcd", "ab", ""])
+def test_char_buckets_are_the_rolling_hash_of_each_gram(text: str) -> None:
+    """Trained routers' weights are keyed by these buckets too: each 3-, 4- and 5-gram's
+    polynomial hash of its code points (base 1,000,003, modulo 2**64), plus its size, times
+    the 64-bit golden ratio, top bits; in any order (they are counted)."""
+    mask = 2**64 - 1
+    expected = []
+    for size in (3, 4, 5):
+        for start in range(len(text) - size + 1):
+            value = 0
+            for char in text[start:start + size]:
+                value = (value * 1_000_003 + ord(char)) & mask
+            expected.append((((value + size) * 0x9E3779B97F4A7C15) & mask) >> (64 - CHAR_BITS))
+    assert sorted(_char_buckets(text).tolist()) == sorted(expected)
 
 def test_character_grams_recognise_words_never_seen_in_training() -> None:
     # Each prompt names a made-up term; its kind shows only in the suffix ("-ase" enzymes

@@ -31,6 +31,8 @@ class KNNEstimator(QualityEstimator):
         return self
 
     def predict(self, features: Features) -> np.ndarray:
+        if len(features) == 1:
+            return self._predict_one(features)
         n = len(features)
         out = np.empty((n, self.train_quality_.shape[1]))
         k = min(self.k, self.train_embeddings_.shape[0])
@@ -47,6 +49,18 @@ class KNNEstimator(QualityEstimator):
                 totals, weights.sum(axis=1, keepdims=True), self.prior_[None, :], self.shrinkage
             )
         return out
+
+    def _predict_one(self, features: Features) -> np.ndarray:
+        """``predict`` for one prompt, a server's case: the same operations on the one row
+        of similarities, indexed directly (no ``take_along_axis``, broadcast index or
+        batch einsum, whose set-up costs more than the arithmetic here). The weighted sum
+        is einsum's over the same neighbours in the same order, so the floats are equal."""
+        sims = features.similarity(self.train_embeddings_)[0]
+        k = min(self.k, len(sims))
+        idx = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else slice(None)
+        weights = np.exp((sims[idx] - 1.0) / self.temperature)
+        totals = np.einsum("k,km->m", weights, self.train_quality_[idx])
+        return shrink(totals, weights.sum(), self.prior_, self.shrinkage)[None, :]
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -20,7 +20,7 @@ class PriorEstimator(QualityEstimator):
         return self
 
     def predict(self, features: Features) -> np.ndarray:
-        return np.broadcast_to(self.mean_, (len(features), self.mean_.shape[0])).copy()
+        return np.repeat(self.mean_[None, :], len(features), axis=0)  # C, unlike broadcast_to
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_}

@@ -13,6 +13,7 @@ data, and on a table too small for per-prompt routing it falls back to the singl
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -127,10 +128,10 @@ class StackingEstimator(QualityEstimator):
                      {k: round(t.score, 4) for k, t in trials.items()}, self.selected_,
                      ", its top point lifted to the best model" if chosen.lifted else "")
         self.weights_, self.intercept_, _ = candidates[self.selected_]
+        self.used_ = self._weighted(self.weights_)
         self.oof_quality_ = self._lifted(self._blend(oof, self.weights_, self.intercept_))
-        used = self._used()
-        with stage("final fit", len(used), unit="family") as bar:
-            for b in used:
+        with stage("final fit", len(self.used_), unit="family") as bar:
+            for b in self.used_:
                 bar.set_postfix_str(f"{b}:{self.bases[b].kind}")
                 self.bases[b].fit(features, quality, costs)
                 bar.update(1)
@@ -164,9 +165,11 @@ class StackingEstimator(QualityEstimator):
                     bar.update(1)
         return trials
 
-    def _used(self) -> np.ndarray:
-        """Bases the selected combination gives weight; the others are neither fitted nor run."""
-        return np.flatnonzero(np.any(self.weights_ != 0, axis=0))
+    @staticmethod
+    def _weighted(weights: np.ndarray) -> list[int]:
+        """Bases that a combination's ``weights`` (n_models, n_bases) give weight. Those of
+        the selected one are ``used_``; the others are neither fitted nor run."""
+        return np.flatnonzero(np.any(weights != 0, axis=0)).tolist()
 
     def _candidates(self, oof: np.ndarray, quality: np.ndarray) -> dict[str, Combination]:
         """The least-squares blend, the plain average of the non-prior bases, each base
@@ -228,24 +231,39 @@ class StackingEstimator(QualityEstimator):
                     bar.update(1)
         return oof
 
-    @staticmethod
-    def _blend(predictions: np.ndarray, weights: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-        blended = np.einsum("bnm,mb->nm", predictions, weights) + intercept
-        return np.clip(blended, 0.0, 1.0)
+    @classmethod
+    def _blend(cls, predictions: np.ndarray | Mapping[int, np.ndarray], weights: np.ndarray,
+               intercept: np.ndarray, n: int | None = None) -> np.ndarray:
+        """sum_b weights[:, b] x predictions[b] + intercept, clipped to [0, 1].
+
+        ``predictions`` are indexed by base: a (n_bases, n, m) array, or a mapping of the
+        weighted bases' (n, m) predictions (then ``n`` says how many prompts, in case no
+        base has weight). The sum runs over the weighted
+        bases in order, which is exactly ``einsum("bnm,mb->nm")`` (a base without weight
+        adds zeros), without a zero-filled array for the unused ones or einsum's set-up on
+        one prompt.
+        """
+        blended = None
+        for b in cls._weighted(weights):
+            term = predictions[b] * weights[:, b]
+            blended = term if blended is None else blended + term
+        if blended is None:  # no base has weight: the intercepts alone
+            rows = n if n is not None else np.shape(predictions)[1]
+            blended = np.zeros((rows, len(intercept)))
+        return np.clip(blended + intercept, 0.0, 1.0)
 
     def _lifted(self, predicted: np.ndarray) -> np.ndarray:
         return predicted if self.top_model_ < 0 else lift_top(predicted, self.top_model_)
 
     def predict(self, features: Features) -> np.ndarray:
-        predictions = np.zeros((len(self.bases), len(features), self.weights_.shape[0]))
-        for b in self._used():
-            predictions[b] = self.bases[b].predict(features)
-        return self._lifted(self._blend(predictions, self.weights_, self.intercept_))
+        predictions = {b: self.bases[b].predict(features) for b in self.used_}
+        return self._lifted(self._blend(predictions, self.weights_, self.intercept_,
+                                        len(features)))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weights": self.weights_, "intercept": self.intercept_,
                   "top_model": np.array(self.top_model_)}
-        for b in self._used():
+        for b in self.used_:
             for key, value in self.bases[b].state_arrays().items():
                 arrays[f"base{b}.{key}"] = value
         return arrays
@@ -255,6 +273,7 @@ class StackingEstimator(QualityEstimator):
         self.intercept_ = arrays["intercept"]
         # routers saved before the top-point rule have no top model: none is lifted
         self.top_model_ = int(arrays.get("top_model", -1))
-        for b in self._used():
+        self.used_ = self._weighted(self.weights_)
+        for b in self.used_:
             self.bases[b].load_state(sub_state(arrays, f"base{b}."))
         return self
