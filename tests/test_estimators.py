@@ -431,9 +431,9 @@ def test_stacking_blend_is_the_einsum_over_the_weighted_bases() -> None:
         assert np.array_equal(StackingEstimator._blend(predictions, weights, intercept),
                               expected)
         weighted = {b: predictions[b] for b in (0, 2, 4)}
-        assert np.array_equal(StackingEstimator._blend(weighted, weights, intercept, n),
-                              expected)
-        none = StackingEstimator._blend({}, np.zeros((4, 5)), intercept, n)
+        assert np.array_equal(StackingEstimator._weighted_sum(weighted, [0, 2, 4], weights,
+                                                              intercept, n), expected)
+        none = StackingEstimator._weighted_sum({}, [], np.zeros((4, 5)), intercept, n)
         assert np.array_equal(none, np.broadcast_to(np.clip(intercept, 0, 1), (n, 4)))
 
 def test_stacking_without_cost_uses_the_least_squares_blend() -> None:

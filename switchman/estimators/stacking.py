@@ -232,24 +232,27 @@ class StackingEstimator(QualityEstimator):
         return oof
 
     @classmethod
-    def _blend(cls, predictions: np.ndarray | Mapping[int, np.ndarray], weights: np.ndarray,
-               intercept: np.ndarray, n: int | None = None) -> np.ndarray:
-        """sum_b weights[:, b] x predictions[b] + intercept, clipped to [0, 1].
+    def _blend(cls, predictions: np.ndarray, weights: np.ndarray,
+               intercept: np.ndarray) -> np.ndarray:
+        """Every base's (n_bases, n, m) predictions blended by ``weights``, in [0, 1]."""
+        return cls._weighted_sum(predictions, cls._weighted(weights), weights, intercept,
+                                 predictions.shape[1])
 
-        ``predictions`` are indexed by base: a (n_bases, n, m) array, or a mapping of the
-        weighted bases' (n, m) predictions (then ``n`` says how many prompts, in case no
-        base has weight). The sum runs over the weighted
-        bases in order, which is exactly ``einsum("bnm,mb->nm")`` (a base without weight
-        adds zeros), without a zero-filled array for the unused ones or einsum's set-up on
-        one prompt.
+    @staticmethod
+    def _weighted_sum(predictions: np.ndarray | Mapping[int, np.ndarray], used: list[int],
+                      weights: np.ndarray, intercept: np.ndarray, n: int) -> np.ndarray:
+        """sum_b weights[:, b] x predictions[b] + intercept over the ``used`` bases (those
+        with weight) for ``n`` prompts, clipped to [0, 1].
+
+        ``predictions`` are indexed by base: all bases' array or the used bases' (n, m)
+        predictions. Summed base by base in order, this is exactly ``einsum("bnm,mb->nm")``
+        (a base without weight adds zeros), without a zero-filled array for the unused
+        bases or einsum's set-up, which cost more than the sum for one prompt.
         """
-        blended = None
-        for b in cls._weighted(weights):
+        blended = np.zeros((n, len(intercept)))  # no base has weight: the intercepts
+        for i, b in enumerate(used):
             term = predictions[b] * weights[:, b]
-            blended = term if blended is None else blended + term
-        if blended is None:  # no base has weight: the intercepts alone
-            rows = n if n is not None else np.shape(predictions)[1]
-            blended = np.zeros((rows, len(intercept)))
+            blended = term if i == 0 else blended + term
         return np.clip(blended + intercept, 0.0, 1.0)
 
     def _lifted(self, predicted: np.ndarray) -> np.ndarray:
@@ -257,8 +260,8 @@ class StackingEstimator(QualityEstimator):
 
     def predict(self, features: Features) -> np.ndarray:
         predictions = {b: self.bases[b].predict(features) for b in self.used_}
-        return self._lifted(self._blend(predictions, self.weights_, self.intercept_,
-                                        len(features)))
+        return self._lifted(self._weighted_sum(predictions, self.used_, self.weights_,
+                                               self.intercept_, len(features)))
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"weights": self.weights_, "intercept": self.intercept_,
