@@ -123,7 +123,6 @@ def test_predict_shape(name: str, fitted: dict) -> None:
     assert fitted[name].predict(TEST.rows(np.array([3]))).shape == (1, 3)
 
 
-
 def _one_at_a_time(estimator: QualityEstimator, features: Features) -> np.ndarray:
     return np.vstack([estimator.predict(features.rows(np.array([i])))
                       for i in range(len(features))])
@@ -145,6 +144,7 @@ def test_one_prompt_neighbour_estimates_are_the_batch_rows(estimator: QualityEst
     estimator.fit(TRAIN, Y_TRAIN)
     batch = estimator.predict(TEST)
     assert np.allclose(_one_at_a_time(estimator, TEST), batch, rtol=0, atol=1e-6)
+
 
 @pytest.mark.parametrize("name", ROUTER_NAMES)
 def test_predictions_are_probabilities_even_far_from_the_data(name: str, fitted: dict) -> None:
@@ -417,7 +417,6 @@ def _stack() -> StackingEstimator:
                              n_folds=3, seed=0)
 
 
-
 def test_stacking_blend_is_the_einsum_over_the_weighted_bases() -> None:
     """The blend sums base by base, skipping bases without weight: exactly the einsum it
     replaced, from the whole (bases, n, m) array or only the weighted bases' predictions."""
@@ -435,6 +434,7 @@ def test_stacking_blend_is_the_einsum_over_the_weighted_bases() -> None:
                                                               intercept, n), expected)
         none = StackingEstimator._weighted_sum({}, [], np.zeros((4, 5)), intercept, n)
         assert np.array_equal(none, np.broadcast_to(np.clip(intercept, 0, 1), (n, 4)))
+
 
 def test_stacking_without_cost_uses_the_least_squares_blend() -> None:
     est = _stack().fit(TRAIN, Y_TRAIN)

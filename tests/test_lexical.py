@@ -52,7 +52,6 @@ def test_word_buckets_are_the_crc32_of_each_word_and_pair(text: str) -> None:
     assert _word_buckets(text).tolist() == expected
 
 
-
 @pytest.mark.parametrize("text", ["tort law of the sea, 2nd ed.", "ünïcödé 漢字テキスト 🙂 x",
                                   "abc", "abcd", "ab", ""])
 def test_char_buckets_are_the_rolling_hash_of_each_gram(text: str) -> None:
@@ -68,6 +67,7 @@ def test_char_buckets_are_the_rolling_hash_of_each_gram(text: str) -> None:
                 value = (value * 1_000_003 + ord(char)) & mask
             expected.append((((value + size) * 0x9E3779B97F4A7C15) & mask) >> (64 - CHAR_BITS))
     assert sorted(_char_buckets(text).tolist()) == sorted(expected)
+
 
 def test_character_grams_recognise_words_never_seen_in_training() -> None:
     # Each prompt names a made-up term; its kind shows only in the suffix ("-ase" enzymes

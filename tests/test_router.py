@@ -142,7 +142,6 @@ def test_estimate_in_chunks_equals_one_pass(default_router: Router, test_prompts
     assert default_router.estimate([]).quality.shape == (0, len(default_router.models))
 
 
-
 def test_one_prompt_estimates_are_the_batch_ones(default_router: Router,
                                                  test_prompts: list[str]) -> None:
     """The gateway estimates one prompt at a time, through one-row paths (n-gram counts,
@@ -153,6 +152,7 @@ def test_one_prompt_estimates_are_the_batch_ones(default_router: Router,
         alone = default_router.estimate([prompt])
         assert np.allclose(alone.quality[0], batch.quality[i], rtol=0, atol=1e-6)
         assert np.allclose(alone.cost[0], batch.cost[i], rtol=1e-6, atol=0)
+
 
 def test_saved_directory_is_json_plus_arrays(saved: Path, default_router: Router) -> None:
     assert sorted(p.name for p in saved.iterdir()) == ["arrays.npz", "router.json",

@@ -249,10 +249,11 @@ class StackingEstimator(QualityEstimator):
         (a base without weight adds zeros), without a zero-filled array for the unused
         bases or einsum's set-up, which cost more than the sum for one prompt.
         """
-        blended = np.zeros((n, len(intercept)))  # no base has weight: the intercepts
-        for i, b in enumerate(used):
-            term = predictions[b] * weights[:, b]
-            blended = term if i == 0 else blended + term
+        if not used:  # no base has weight: the intercepts alone
+            return np.clip(np.zeros((n, len(intercept))) + intercept, 0.0, 1.0)
+        blended = predictions[used[0]] * weights[:, used[0]]
+        for b in used[1:]:
+            blended = blended + predictions[b] * weights[:, b]
         return np.clip(blended + intercept, 0.0, 1.0)
 
     def _lifted(self, predicted: np.ndarray) -> np.ndarray:
