@@ -1,19 +1,19 @@
 """Is the torch-free MiniLM the one torch gives? Row by row over the static table.
 
-Builds, each in its own throw-away cache directory, the int8 MiniLM two ways: from the
-packaged weights with switchman.embed_build (no torch), and with the torch export
-(switchman.embed_torch, needs the `export` extra). From each it distils the static
-encoder's token table, then prints the row-wise cosine between the two tables (min, 0.1%
-quantile, mean), the share of identical int8 codes, and the contextual encoder's cosine on
-a few prompts of mixed lengths (padding included).
+The static encoder's token table is distilled from the fp32 graph switchman.embed_build
+writes (no torch); the same forward passes run by torch (switchman.embed_torch, needs the
+`export` extra) give the reference table. Printed: the row-wise cosine between the two
+tables (min, 0.1% quantile, mean) and the share of identical int8 codes. The contextual
+int8 MiniLM is built two ways, from the packaged weights without torch and with the torch
+export, each in its own throw-away cache directory; printed, its cosine on a few prompts of
+mixed lengths (padding included), both run by this machine's onnxruntime.
 
-    .venv/bin/python benchmarks/encoder_torch_free.py [--reference-cache DIR]
+    .venv/bin/python benchmarks/encoder_torch_free.py
         [--write-fixture tests/fixtures/minilm_torch_reference.npz]
 
-Without torch installed, pass --reference-cache: a cache directory whose
-encoders/minilm-l6-int8-v1/model.onnx and minilm-l6-static-v1 table were made by torch.
---write-fixture stores the reference's rows for a few tokens and three prompt vectors,
-which tests compare against where torch is not installed (CI's default install).
+--write-fixture stores torch's table rows for a few tokens, its int8 export's and
+sentence-transformers' vectors of three prompts, which tests compare against where torch
+is not installed (CI's default install).
 """
 
 from __future__ import annotations
@@ -31,9 +31,14 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from switchman.embed import OnnxMiniLMEncoder
-from switchman.embed_build import encode_fp32, weights_dir  # noqa: E402
-from switchman.embed_static import StaticMiniLMEncoder  # noqa: E402
-from switchman.embed_torch import EXTRA_HINT, export_minilm_int8_torch, torch_available  # noqa: E402
+from switchman.embed_build import encode_fp32, token_vectors_fp32, weights_dir  # noqa: E402
+from switchman.embed_static import table_from_vectors  # noqa: E402
+from switchman.embed_torch import (  # noqa: E402
+    EXTRA_HINT,
+    export_minilm_int8_torch,
+    token_vectors_torch,
+    torch_available,
+)
 
 #: Specials, frequent words, subwords, digits, punctuation, rare and unused entries.
 FIXTURE_TOKENS = [0, 1, 100, 101, 102, 103, 999, 1010, 1012, 1996, 2003, 2054, 2129, 3000,
@@ -45,12 +50,8 @@ PROMPTS = [
 ]
 
 
-def table_rows(cache: Path) -> np.ndarray:
-    """The static table of a cache directory (built there if missing), as float rows."""
-    enc = StaticMiniLMEncoder(cache)
-    enc.encode(["warm up"])
-    with np.load(enc.table_path) as table:
-        return table["codes"].astype(np.float32) * table["scales"][:, None]
+def table_rows(table: dict[str, np.ndarray]) -> np.ndarray:
+    return table["codes"].astype(np.float32) * table["scales"][:, None]
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,50 +72,41 @@ def sentence_transformers_fp32(texts: list[str]) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reference-cache", type=Path,
-                    help="cache dir with a torch-made model and table (default: export now)")
     ap.add_argument("--write-fixture", type=Path, help="store reference rows for the tests")
     args = ap.parse_args()
+    if not torch_available():
+        sys.exit(EXTRA_HINT)
 
-    if args.reference_cache is None and not torch_available():
-        sys.exit(EXTRA_HINT + "; or pass --reference-cache")
-    if args.write_fixture and not torch_available():
-        sys.exit("--write-fixture needs torch for the fp32 reference: " + EXTRA_HINT)
+    t = time.perf_counter()
+    free = table_from_vectors(token_vectors_fp32())
+    print(f"torch-free table (fp32 graph): {time.perf_counter() - t:.1f} s, "
+          f"torch imported: {'torch' in sys.modules}")
+    t = time.perf_counter()
+    ref = table_from_vectors(token_vectors_torch())
+    print(f"torch's table: {time.perf_counter() - t:.1f} s")
+    cos = row_cosines(table_rows(free), table_rows(ref))
+    same_codes = float((free["codes"] == ref["codes"]).mean())
+    print(f"static table, {len(cos)} rows: row-wise cosine torch-free vs torch "
+          f"min {cos.min():.7f}, 0.1% quantile {np.quantile(cos, 0.001):.7f}, "
+          f"mean {cos.mean():.7f}; identical int8 codes {100 * same_codes:.3f}%")
+
     with tempfile.TemporaryDirectory() as tmp:
-        free, ref = Path(tmp) / "torch-free", args.reference_cache or Path(tmp) / "torch"
-        t = time.perf_counter()
-        free_rows = table_rows(free)
-        print(f"torch-free build (int8 model + table): {time.perf_counter() - t:.1f} s, "
-              f"torch imported: {'torch' in sys.modules}")
-        if args.reference_cache is None:
-            t = time.perf_counter()
-            export_minilm_int8_torch(ref / "encoders" / OnnxMiniLMEncoder.BASE_NAME)
-            print(f"torch export: {time.perf_counter() - t:.1f} s")
-        ref_rows = table_rows(ref)
+        free_dir, torch_dir = Path(tmp) / "torch-free", Path(tmp) / "torch"
+        export_minilm_int8_torch(torch_dir / "encoders" / OnnxMiniLMEncoder.BASE_NAME)
+        vec_free = OnnxMiniLMEncoder(free_dir).encode(PROMPTS)
+        vec_ref = OnnxMiniLMEncoder(torch_dir).encode(PROMPTS)
+    print("contextual int8 encoder, cosine per prompt:",
+          " ".join(f"{c:.7f}" for c in (vec_free * vec_ref).sum(1)))
 
-        cos = row_cosines(free_rows, ref_rows)
-        with np.load(StaticMiniLMEncoder(free).table_path) as a, \
-                np.load(StaticMiniLMEncoder(ref).table_path) as b:
-            same_codes = float((a["codes"] == b["codes"]).mean())
-        print(f"static table, {len(cos)} rows: row-wise cosine torch-free vs torch "
-              f"min {cos.min():.7f}, 0.1% quantile {np.quantile(cos, 0.001):.7f}, "
-              f"mean {cos.mean():.7f}; identical int8 codes {100 * same_codes:.3f}%")
-        vec_free = OnnxMiniLMEncoder(free).encode(PROMPTS)
-        vec_ref = OnnxMiniLMEncoder(ref).encode(PROMPTS)
-        print("contextual int8 encoder, cosine per prompt:",
-              " ".join(f"{c:.7f}" for c in (vec_free * vec_ref).sum(1)))
-
-        if args.write_fixture:
-            fp32 = sentence_transformers_fp32(PROMPTS)
-            print("fp32 graph (no torch) vs sentence-transformers, cosine per prompt:",
-                  " ".join(f"{c:.7f}" for c in (encode_fp32(PROMPTS) * fp32).sum(1)))
-            with np.load(StaticMiniLMEncoder(ref).table_path) as table:
-                ids = np.asarray(FIXTURE_TOKENS)
-                np.savez_compressed(args.write_fixture, token_ids=ids,
-                                    codes=table["codes"][ids], scales=table["scales"][ids],
-                                    prompts=np.asarray(PROMPTS), prompt_vectors=vec_ref,
-                                    prompt_vectors_fp32=fp32)
-            print(f"wrote {args.write_fixture} ({args.write_fixture.stat().st_size} bytes)")
+    if args.write_fixture:
+        fp32 = sentence_transformers_fp32(PROMPTS)
+        print("fp32 graph (no torch) vs sentence-transformers, cosine per prompt:",
+              " ".join(f"{c:.7f}" for c in (encode_fp32(PROMPTS) * fp32).sum(1)))
+        ids = np.asarray(FIXTURE_TOKENS)
+        np.savez_compressed(args.write_fixture, token_ids=ids, codes=ref["codes"][ids],
+                            scales=ref["scales"][ids], prompts=np.asarray(PROMPTS),
+                            prompt_vectors=vec_ref, prompt_vectors_fp32=fp32)
+        print(f"wrote {args.write_fixture} ({args.write_fixture.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -138,31 +138,6 @@ class OnnxMiniLMEncoder:
             self._tokenizer = tok
         return self._tokenizer
 
-    def tokenizer(self) -> Any:
-        """The model's WordPiece tokenizer (tokenizers.Tokenizer), without truncation.
-
-        Builds the model first if needed, but never opens an onnxruntime session.
-        """
-        if not (self.model_dir / "model.onnx").exists():
-            self._load()
-        with self._lock:
-            return self._load_tokenizer()
-
-    def token_vectors(self) -> np.ndarray:
-        """(vocab, dim): each vocabulary token's pooled vector, run alone ([CLS] t [SEP]).
-
-        The raw material of the static encoder (switchman.embed_static); ~5 s on 2 cores.
-        """
-        self._load()
-        vocab = np.arange(self._tokenizer.get_vocab_size(), dtype=np.int64)
-        out = np.empty((len(vocab), self.dim), dtype=np.float32)
-        for start in range(0, len(vocab), 1024):
-            ids = vocab[start : start + 1024]
-            batch = np.stack([np.full_like(ids, self._cls), ids, np.full_like(ids, self._sep)], 1)
-            feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
-            out[start : start + len(ids)] = self._session.run(None, feeds)[0]
-        return out
-
     def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with [CLS]/[SEP], long texts cut to head + tail."""
         head, tail = self.head_tokens, self.max_tokens - 2 - self.head_tokens

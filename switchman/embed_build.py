@@ -184,23 +184,57 @@ def minilm_graph(weights: dict[str, np.ndarray]) -> Any:
     return model
 
 
+def packaged_tokenizer() -> Any:
+    """The packaged WordPiece tokenizer (tokenizers.Tokenizer), without truncation or
+    padding (the file ships both, fixed at 128 tokens)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(weights_dir() / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def fp32_session() -> Any:
+    """An onnxruntime session of the fp32 graph, built from the packaged weights (~90 MB)."""
+    import onnxruntime as ort
+    from safetensors.numpy import load_file
+
+    graph = minilm_graph(load_file(weights_dir() / "model.safetensors"))
+    return ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def encode_fp32(texts: list[str]) -> np.ndarray:
     """Whole texts through the fp32 graph (before int8): the reference for the int8 model's
     error, and for this graph against torch's numbers. Slow (loads 90 MB); not for serving."""
-    import onnxruntime as ort
-    from safetensors.numpy import load_file
-    from tokenizers import Tokenizer
-
-    src = weights_dir()
-    graph = minilm_graph(load_file(src / "model.safetensors"))
-    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
-    tok = Tokenizer.from_file(str(src / "tokenizer.json"))
-    tok.no_truncation()
+    tok = packaged_tokenizer()
     tok.enable_padding()
     encoded = tok.encode_batch(texts)
     feeds = {"input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
              "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64)}
-    return session.run(None, feeds)[0]
+    return fp32_session().run(None, feeds)[0]
+
+
+def token_vectors_fp32() -> np.ndarray:
+    """(vocab, 384): each vocabulary token's pooled vector, run alone ([CLS] t [SEP]) through
+    the fp32 graph: the raw material of the static encoder (switchman.embed_static).
+
+    fp32, not the int8 model: onnxruntime quantizes int8 activations with kernels chosen by
+    the CPU (AVX2, AVX-512 VNNI, AMX), whose results differ (cosine ~0.95 on some tokens
+    between two Xeons), so a table distilled from int8 would depend on the machine that
+    built it. fp32 rows agree across machines to float rounding, ~15 s on 2 cores.
+    """
+    tok = packaged_tokenizer()
+    session = fp32_session()
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    vocab = np.arange(tok.get_vocab_size(), dtype=np.int64)
+    out = np.empty((len(vocab), HIDDEN), dtype=np.float32)
+    for start in range(0, len(vocab), 1024):
+        ids = vocab[start : start + 1024]
+        batch = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], 1)
+        feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
+        out[start : start + len(ids)] = session.run(None, feeds)[0]
+    return out
 
 
 def build_minilm_int8(model_dir: Path) -> None:

@@ -1,8 +1,9 @@
 """A static sentence encoder distilled from MiniLM: a table lookup instead of a transformer.
 
 Routing a prompt must cost a few milliseconds, and a transformer pass over a 120-token
-prompt costs ~12 ms on two CPU cores. Here every vocabulary token is run through the int8
-MiniLM once, alone ([CLS] token [SEP]), and its pooled vector is kept in a table; a text is
+prompt costs ~12 ms on two CPU cores. Here every vocabulary token is run through MiniLM
+(fp32, so that every machine builds the same table: see ``token_vectors_fp32``) once, alone
+([CLS] token [SEP]), and its pooled vector is kept in a table; a text is
 then the mean of its tokens' rows, L2-normalised (the idea behind model2vec-style static
 embeddings). The table is centred (the mean token vector, which every text shares, is
 removed) so that texts differ by what they contain, and stored as int8 with one scale per
@@ -27,13 +28,16 @@ from typing import Any
 import numpy as np
 
 from switchman.embed import OnnxMiniLMEncoder, default_cache_dir, progress_bar
+from switchman.embed_build import packaged_tokenizer, token_vectors_fp32
 from switchman.wordpiece import AsciiWordPiece
 
 
 class StaticMiniLMEncoder:
     """Mean of per-token MiniLM vectors; the table is built once per cache directory."""
 
-    name = "minilm-l6-static-v1"
+    #: v2: distilled from the fp32 graph. v1 (from the int8 model) came out different on
+    #: different CPUs; routers trained with it must be trained again (``encoder_by_name``).
+    name = "minilm-l6-static-v2"
     dim = OnnxMiniLMEncoder.dim
     #: Texts per tokenizer batch (tokenized in parallel), and steps of the progress bar.
     _CHUNK = 1024
@@ -56,10 +60,9 @@ class StaticMiniLMEncoder:
         with self._lock:
             if self._codes is not None:
                 return
-            source = OnnxMiniLMEncoder(self.cache_dir)
             if not self.table_path.exists():
-                _save_atomically(self.table_path, _build_table(source))
-            self._tokenizer = source.tokenizer()
+                _save_atomically(self.table_path, table_from_vectors(token_vectors_fp32()))
+            self._tokenizer = packaged_tokenizer()
             self._ascii = AsciiWordPiece(self._tokenizer)
             self._fallback_ids = [self._tokenizer.token_to_id("[CLS]"),
                                   self._tokenizer.token_to_id("[SEP]")]
@@ -79,14 +82,19 @@ class StaticMiniLMEncoder:
         return out
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
-        if len(texts) == 1:  # the gateway's case: no batch thread pool, no Encoding
-            found = self._ascii.ids(texts[0])
-            if found is None:
-                found = self._tokenizer.encode(texts[0], add_special_tokens=False).ids
-            token_ids = [found]
-        else:
-            token_ids = [e.ids for e in
-                         self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+        # ASCII text is tokenised in Python, exactly as the tokenizer would (AsciiWordPiece):
+        # faster than a HF call for one prompt, and than encode_batch's thread pool for a
+        # gateway's batch of a few; the full tokenizer takes the rest, in one batch.
+        token_ids = [self._ascii.ids(text) for text in texts]
+        others = [i for i, ids in enumerate(token_ids) if ids is None]
+        if len(others) == 1:
+            token_ids[others[0]] = self._tokenizer.encode(
+                texts[others[0]], add_special_tokens=False).ids
+        elif others:
+            found = self._tokenizer.encode_batch([texts[i] for i in others],
+                                                 add_special_tokens=False)
+            for i, encoding in zip(others, found, strict=True):
+                token_ids[i] = encoding.ids
         sums = np.empty((len(texts), self.dim), dtype=np.float32)
         for row, ids in enumerate(token_ids):
             # A text with no tokens (empty, whitespace) gets the special tokens' vector. The
@@ -98,9 +106,9 @@ class StaticMiniLMEncoder:
         return sums / np.maximum(norms, 1e-12)
 
 
-def _build_table(source: OnnxMiniLMEncoder) -> dict[str, np.ndarray]:
-    """Each vocabulary token's pooled MiniLM vector, centred, as int8 codes x a row scale."""
-    vectors = source.token_vectors()
+def table_from_vectors(vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """The table of per-token pooled vectors (vocab, dim): centred, as int8 codes x a row
+    scale. ``vectors`` is changed in place."""
     vectors -= vectors.mean(axis=0)
     scales = np.maximum(np.abs(vectors).max(axis=1), 1e-12) / 127.0
     codes = np.round(vectors / scales[:, None]).astype(np.int8)

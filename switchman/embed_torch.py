@@ -4,7 +4,8 @@ Until switchman.embed_build wrote MiniLM's graph itself, this was how the int8 m
 made: transformers loads the packaged weights, torch traces them (TorchScript exporter)
 into ONNX, and the same onnxruntime quantizer makes it int8. It is kept, behind the
 `export` extra (torch, transformers), so that anyone can check that the torch-free model is
-the one torch would give (benchmarks/encoder_torch_free.py, tests/test_embed_static.py).
+the one torch would give, and that the static table is the one torch's forward passes give
+(``token_vectors_torch``; benchmarks/encoder_torch_free.py, tests/test_embed_static.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from switchman.embed_build import install_int8, weights_dir
 
@@ -29,21 +33,14 @@ def torch_available() -> bool:
         return False
 
 
-def export_minilm_int8_torch(model_dir: Path) -> None:
-    """Export MiniLM with torch (pooling and L2 norm inside the graph) to int8 ONNX in model_dir.
-
-    ~5-10 s with the torch import. Writes model.onnx and tokenizer.json like
-    switchman.embed_build.build_minilm_int8, so either directory serves OnnxMiniLMEncoder.
-    """
+def _pooled_minilm() -> Any:
+    """MiniLM as torch runs it: the packaged weights, mean pooling and L2 norm on top."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # the Hub is unreachable: fail fast, never hang
     try:
         import torch
         from transformers import AutoModel
     except ImportError as exc:
         raise ImportError(EXTRA_HINT) from exc
-
-    src = weights_dir()
-    body = AutoModel.from_pretrained(str(src)).eval()
 
     class Pooled(torch.nn.Module):
         def __init__(self, body: torch.nn.Module) -> None:
@@ -56,6 +53,37 @@ def export_minilm_int8_torch(model_dir: Path) -> None:
             mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(mean, p=2.0, dim=1)
 
+    return Pooled(AutoModel.from_pretrained(str(weights_dir())).eval())
+
+
+def token_vectors_torch() -> np.ndarray:
+    """``embed_build.token_vectors_fp32``'s forward passes, run by torch (~30 s)."""
+    import torch
+
+    from switchman.embed_build import packaged_tokenizer
+
+    model, tok = _pooled_minilm(), packaged_tokenizer()
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    vocab = torch.arange(tok.get_vocab_size())
+    parts = []
+    with torch.no_grad():
+        for ids in vocab.split(1024):
+            batch = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], 1)
+            parts.append(model(batch, torch.ones_like(batch)).numpy())
+    return np.concatenate(parts)
+
+
+def export_minilm_int8_torch(model_dir: Path) -> None:
+    """Export MiniLM with torch (pooling and L2 norm inside the graph) to int8 ONNX in model_dir.
+
+    ~5-10 s with the torch import. Writes model.onnx and tokenizer.json like
+    switchman.embed_build.build_minilm_int8, so either directory serves OnnxMiniLMEncoder.
+    """
+    pooled = _pooled_minilm()  # first: without the extra, its error says what to install
+    import torch
+
+    src = weights_dir()
+
     def write_fp32(path: Path) -> None:
         example = (torch.full((2, 16), 1000, dtype=torch.long), torch.ones(2, 16, dtype=torch.long))
         with warnings.catch_warnings(), torch.no_grad():
@@ -63,7 +91,7 @@ def export_minilm_int8_torch(model_dir: Path) -> None:
             # The TorchScript exporter: works on torch 2.13, ~1.5 s against ~8 s for
             # dynamo=True, and gives the same graph speed and accuracy.
             torch.onnx.export(
-                Pooled(body), example, str(path), dynamo=False, opset_version=17,
+                pooled, example, str(path), dynamo=False, opset_version=17,
                 input_names=["input_ids", "attention_mask"], output_names=["sentence"],
                 dynamic_axes={"input_ids": {0: "batch", 1: "seq"},
                               "attention_mask": {0: "batch", 1: "seq"}, "sentence": {0: "batch"}},

@@ -22,6 +22,8 @@ CONTEXTUAL_WINDOW = {"max_tokens": 128, "head_tokens": 32}
 CONTEXTUAL_ENCODER = "{}-{max_tokens}-{head_tokens}".format(OnnxMiniLMEncoder.BASE_NAME,
                                                              **CONTEXTUAL_WINDOW)
 DEFAULT_ENCODER = StaticMiniLMEncoder.name
+#: The static table before it was distilled from fp32 (see StaticMiniLMEncoder.name).
+RETIRED_STATIC = "minilm-l6-static-v1"
 #: For help texts; encoder_by_name also takes any "<contextual base>-MAX-HEAD" window.
 KNOWN_ENCODERS = (DEFAULT_ENCODER, CONTEXTUAL_ENCODER, OnnxMiniLMEncoder.BASE_NAME)
 
@@ -30,6 +32,10 @@ def encoder_by_name(name: str, cache_dir: Path | None = None) -> Encoder:
     """The encoder called ``name``; a saved router must embed with the one it was trained on."""
     if name == StaticMiniLMEncoder.name:
         return StaticMiniLMEncoder(cache_dir)
+    if name == RETIRED_STATIC:
+        raise ValueError(f"encoder {name!r} is retired: it was distilled from the int8 "
+                         "model, whose outputs differ from CPU to CPU, so its vectors did too; "
+                         f"train this router again (it will use {StaticMiniLMEncoder.name})")
     base = OnnxMiniLMEncoder.BASE_NAME
     m = re.fullmatch(re.escape(base) + r"(?:-(\d+)-(\d+))?", name)
     if m is None:

@@ -117,7 +117,7 @@ def test_train_with_an_unknown_encoder_is_a_clear_error(files: dict[str, Path], 
                        "--encoder", "bert-huge", "--out", tmp_path / "r")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "unknown encoder 'bert-huge'" in result.stderr
-    assert "minilm-l6-static-v1" in result.stderr  # names the ones that exist
+    assert "minilm-l6-static-v2" in result.stderr  # names the ones that exist
     assert not (tmp_path / "r").exists()
 
 

@@ -99,15 +99,23 @@ def test_close_to_fp32_sentence_transformers(onnx_encoder: OnnxMiniLMEncoder) ->
     assert cos(onnx_encoder.encode(SENTENCES), ref).min() >= 0.98
 
 
+#: How close the int8 encoder's vectors are to those torch's export gave on another machine.
+#: Not 1: onnxruntime quantizes activations with kernels chosen by the CPU (AVX2, AVX-512
+#: VNNI, AMX), and their roundings differ (min cosine 0.9932 measured between two Xeons; on
+#: one machine, both builds give the same vectors: benchmarks/encoder_torch_free.py).
+ACROSS_CPUS = 0.99
+
+
 def test_matches_the_torch_export(onnx_encoder: OnnxMiniLMEncoder) -> None:
     """The model built without torch embeds as torch's export did (vectors committed in
-    tests/fixtures by benchmarks/encoder_torch_free.py), padding included."""
+    tests/fixtures by benchmarks/encoder_torch_free.py), padding included, within what
+    different CPUs change."""
     fixture = Path(__file__).parent / "fixtures" / "minilm_torch_reference.npz"
     with np.load(fixture) as ref:
         prompts, expected = [str(p) for p in ref["prompts"]], ref["prompt_vectors"]
     got = onnx_encoder.encode(prompts)
     print(f"\ncontextual int8 vs torch export: cosine {np.round(cos(got, expected), 7)}")
-    assert cos(got, expected).min() >= 0.9999
+    assert cos(got, expected).min() >= ACROSS_CPUS
 
 
 def test_fp32_graph_is_torchs_model_and_int8_stays_close(onnx_encoder: OnnxMiniLMEncoder) -> None:
@@ -198,7 +206,7 @@ def test_encoder_by_name(cache_dir: Path) -> None:
     enc = encoder_by_name("minilm-l6-int8-v1", cache_dir)
     assert enc.name == "minilm-l6-int8-v1" and enc.dim == 384
     # The default is the static table: no cache layer, since a lookup is cheaper.
-    assert default_encoder(cache_dir).name == "minilm-l6-static-v1"
+    assert default_encoder(cache_dir).name == "minilm-l6-static-v2"
     assert not isinstance(default_encoder(cache_dir), CachedEncoder)
     assert isinstance(encoder_by_name("minilm-l6-int8-v1-128-32", cache_dir), CachedEncoder)
     # A shorter window gives other vectors, hence another name, and round-trips.

@@ -1,9 +1,10 @@
-"""The static encoder: its table is built from the real int8 MiniLM (no mocks).
+"""The static encoder: its table is distilled from the real MiniLM, fp32 (no mocks).
 
 The module's table is built once, in a subprocess where torch cannot be imported (the
-default install has none), and checked against rows of the torch-made table
-(tests/fixtures, written by benchmarks/encoder_torch_free.py) and, where torch is
-installed, against a table distilled from a fresh torch export.
+default install has none), and checked against rows of the table torch's forward passes
+give (tests/fixtures, written by benchmarks/encoder_torch_free.py on another machine: the
+table must not depend on the CPU that builds it) and, where torch is installed, against a
+table torch computes here.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ pytest.importorskip("tokenizers")
 from blocked_imports import TORCH_STACK, block_imports  # noqa: E402
 
 from switchman.embed import OnnxMiniLMEncoder  # noqa: E402
-from switchman.embed_static import StaticMiniLMEncoder  # noqa: E402
-from switchman.embed_torch import export_minilm_int8_torch, torch_available  # noqa: E402
-from switchman.encoders import encoder_by_name  # noqa: E402
+from switchman.embed_static import StaticMiniLMEncoder, table_from_vectors  # noqa: E402
+from switchman.embed_torch import token_vectors_torch, torch_available  # noqa: E402
+from switchman.encoders import RETIRED_STATIC, encoder_by_name  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minilm_torch_reference.npz"
 #: The bar the torch-free build must clear against torch's table, row by row.
@@ -70,15 +71,17 @@ def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_builds_without_torch(torch_free_build: dict, encoder: StaticMiniLMEncoder) -> None:
-    """Model and table come from a process that could not import torch, and load here."""
+    """The table comes from a process that could not import torch, and loads here; the
+    int8 model (the contextual encoder's) is not built for it."""
     assert torch_free_build["loaded"] == []
-    assert (encoder.cache_dir / "encoders" / OnnxMiniLMEncoder.BASE_NAME / "model.onnx").exists()
+    assert encoder.table_path.is_file()
+    assert not (encoder.cache_dir / "encoders" / OnnxMiniLMEncoder.BASE_NAME).exists()
     np.testing.assert_array_equal(np.float32(torch_free_build["vector"]),
                                   encoder.encode(["warm up"])[0])
 
 
 def test_table_matches_torch_reference_rows(encoder: StaticMiniLMEncoder) -> None:
-    """Rows of the table torch's export gave, committed: the torch-free table has them."""
+    """Rows of the table torch gave, committed: the torch-free table built here has them."""
     with np.load(FIXTURE) as ref:
         ids, expected = ref["token_ids"], ref["codes"].astype(np.float32) * ref["scales"][:, None]
     cos = _row_cosines(_rows(encoder.table_path)[ids], expected)
@@ -88,16 +91,19 @@ def test_table_matches_torch_reference_rows(encoder: StaticMiniLMEncoder) -> Non
 
 
 @pytest.mark.skipif(not torch_available(), reason="needs the export extra (torch)")
-def test_table_matches_a_fresh_torch_export(encoder: StaticMiniLMEncoder,
-                                            tmp_path: Path) -> None:
-    """Where torch is installed: export with it, distil a table, compare every row."""
-    export_minilm_int8_torch(tmp_path / "encoders" / OnnxMiniLMEncoder.BASE_NAME)
-    reference = StaticMiniLMEncoder(tmp_path)
-    reference.encode(["warm up"])
-    cos = _row_cosines(_rows(encoder.table_path), _rows(reference.table_path))
-    print(f"\nstatic table vs a fresh torch export ({len(cos)} rows): "
+def test_table_matches_torchs_forward_passes(encoder: StaticMiniLMEncoder) -> None:
+    """Where torch is installed: the same forward passes run by torch, every row compared."""
+    reference = table_from_vectors(token_vectors_torch())
+    cos = _row_cosines(_rows(encoder.table_path),
+                       reference["codes"].astype(np.float32) * reference["scales"][:, None])
+    print(f"\nstatic table vs torch's forward passes ({len(cos)} rows): "
           f"min row cosine {cos.min():.7f}, mean {cos.mean():.7f}")
     assert cos.min() >= MIN_ROW_COSINE
+
+
+def test_the_int8_distilled_table_is_retired_with_a_clear_error(cache_dir: Path) -> None:
+    with pytest.raises(ValueError, match="retired.*train this router again"):
+        encoder_by_name(RETIRED_STATIC, cache_dir)
 
 
 def test_shape_dtype_norm_and_empty(encoder: StaticMiniLMEncoder) -> None:
@@ -140,7 +146,7 @@ def test_table_built_once_and_reused_without_torch(encoder: StaticMiniLMEncoder,
     again = StaticMiniLMEncoder(cache_dir)
     np.testing.assert_array_equal(again.encode(["same text"]), encoder.encode(["same text"]))
     assert again.table_path.stat().st_mtime_ns == stamp
-    assert encoder_by_name("minilm-l6-static-v1", cache_dir).encode(["x"]).shape == (1, 384)
+    assert encoder_by_name("minilm-l6-static-v2", cache_dir).encode(["x"]).shape == (1, 384)
     # the table is centred token vectors, stored compactly: int8 codes x a scale per row
     with np.load(encoder.table_path) as table:
         codes, scales = table["codes"], table["scales"]
@@ -150,7 +156,7 @@ def test_table_built_once_and_reused_without_torch(encoder: StaticMiniLMEncoder,
     np.testing.assert_allclose(np.abs(codes).max(axis=1), 127)  # each row uses the range
     code = ("import sys; from pathlib import Path\n"
             "from switchman.encoders import encoder_by_name\n"
-            f"encoder_by_name('minilm-l6-static-v1', Path({str(cache_dir)!r})).encode(['hi'])\n"
+            f"encoder_by_name('minilm-l6-static-v2', Path({str(cache_dir)!r})).encode(['hi'])\n"
             "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -166,14 +166,14 @@ def test_model_shares_per_operating_point_match_the_decisions(served: Path) -> N
 
 def test_report_records_what_it_was_made_from(served: Path, files: dict[str, Path]) -> None:
     run = _summary(served)["run"]
-    assert run["seed"] == SEED and run["encoder"] == "minilm-l6-static-v1"
+    assert run["seed"] == SEED and run["encoder"] == "minilm-l6-static-v2"
     assert run["switchman_version"]
     record = run["data"]["test"]
     assert record["path"] == str(files["test"].resolve())
     assert record["bytes"] == files["test"].stat().st_size and len(record["sha256"]) == 64
     assert {"router.json", "arrays.npz"} <= set(run["router_dir"]["files"])
     page = (served / "report.html").read_text()
-    assert record["sha256"] in page and "minilm-l6-static-v1" in page
+    assert record["sha256"] in page and "minilm-l6-static-v2" in page
 
 
 def test_test_models_the_router_lacks_are_left_out_and_said(router_dir: Path,
@@ -201,7 +201,7 @@ def test_test_models_the_router_lacks_are_left_out_and_said(router_dir: Path,
 @pytest.mark.parametrize(("extra", "needles"), [
     (["--split", "0.3"], ["--split", "not with --router-dir"]),
     (["--seed", "1"], ["--seed", "not with --router-dir"]),
-    (["--router", "knn", "--encoder", "minilm-l6-static-v1"], ["--router, --encoder"]),
+    (["--router", "knn", "--encoder", "minilm-l6-static-v2"], ["--router, --encoder"]),
 ])
 def test_router_dir_refuses_training_options(extra: list[str], needles: list[str],
                                              router_dir: Path, files: dict[str, Path],

@@ -429,7 +429,7 @@ def test_routing_reads_only_prompt_id_and_prompt(saved: Path, slices: tuple, tmp
 def test_cache_dir_env_is_used(cache_dir: Path, encoder: Encoder) -> None:
     assert os.environ["SWITCHMAN_CACHE_DIR"] == str(cache_dir)
     encoder.encode(["a prompt"])
-    assert (cache_dir / "encoders" / "minilm-l6-static-v1" / "table-int8.npz").is_file()
+    assert (cache_dir / "encoders" / "minilm-l6-static-v2" / "table-int8.npz").is_file()
 
 
 def test_pinning_blas_to_one_thread_for_a_server_process() -> None:

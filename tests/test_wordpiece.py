@@ -9,13 +9,13 @@ from shared_data import ROUTING, requires_routing_data
 
 pytest.importorskip("tokenizers")
 
-from switchman.embed import OnnxMiniLMEncoder  # noqa: E402
+from switchman.embed_build import packaged_tokenizer  # noqa: E402
 from switchman.wordpiece import AsciiWordPiece  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tokenizer():  # noqa: ANN201
-    return OnnxMiniLMEncoder().tokenizer()
+    return packaged_tokenizer()
 
 
 def _reference(tokenizer, text: str) -> list[int]:  # noqa: ANN001
