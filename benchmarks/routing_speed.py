@@ -14,6 +14,9 @@
     sweep, writing), and of the same steps in-process. The default encoder needs no warm
     cache; embedding is included.
 (d) Peak resident memory (ru_maxrss from os.wait4) of those `switchman route` subprocesses.
+(e) Per-prompt cost of estimating the prompts of (a) a batch at a time (1, 2, 4, 8, 16, 32),
+    as the gateway does with the routed requests that reach it in one loop turn
+    (switchman.gateway.route.batching): encode and predict, ms per prompt.
 
 Every figure is the median of --repeats runs where repeated. The machine may be shared:
 other processes' load shows up in these timings.
@@ -153,6 +156,25 @@ def latency(router_dir: Path, cache: Path, texts: list[str],
     return {k: np.asarray(v) for k, v in parts.items()}
 
 
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+def batched(router_dir: Path, cache: Path, texts: list[str], repeats: int) -> dict[int, float]:
+    """Batch size -> median ms per prompt of ``Router.estimate`` over ``texts`` in batches."""
+    router = Router.load(router_dir, encoder=default_encoder(cache))
+    router.estimate(texts[:32])
+    out = {}
+    for size in BATCH_SIZES:
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for i in range(0, len(texts), size):
+                router.estimate(texts[i:i + size])
+            runs.append(1000 * (time.perf_counter() - start) / len(texts))
+        out[size] = statistics.median(runs)
+    return out
+
+
 def route_in_process(router_dir: Path, prompts_path: Path, cache: Path, out: Path,
                      n_points: int) -> dict[str, float]:
     """`switchman route`'s steps in this process, each timed (seconds)."""
@@ -255,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
     notes.append("(a) median ms: " + ", ".join(
         f"{k} {np.median(v):.2f}" for k, v in lat.items() if k != "total")
         + f"; prompt length median {np.median([len(t) for t in texts]):.0f} chars")
+
+    # (e) the same prompts, a batch at a time
+    per_prompt = batched(router_dir, warm, texts, args.repeats)
+    for size, ms in per_prompt.items():
+        rows.append((f"(e) estimate in batches of {size}, per prompt", "-", f"{ms:.3f} ms", ""))
 
     # (b) switchman route on n prompts
     table = prompts_table(args.n_route, args.seed)

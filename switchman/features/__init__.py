@@ -56,7 +56,11 @@ class Features:
             return self.embeddings[start:stop] @ reference.T
         found = self._similarities.get(id(reference))
         if found is None:  # the reference is kept with it: its id cannot be reused meanwhile
-            found = (reference, self.embeddings @ reference.T)
+            if len(self) == 1:
+                products = self.embeddings @ reference.T
+            else:  # the same product, half the time for a few rows (BLAS packs less)
+                products = np.ascontiguousarray((reference @ self.embeddings.T).T)
+            found = (reference, products)
             self._similarities[id(reference)] = found
         return found[1][start:stop]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from switchman.config.budgets import BudgetConfig
 from switchman.estimates import Estimates
 from switchman.gateway.context import Decision, RequestContext
 from switchman.gateway.errors import GatewayError, bad_request
+from switchman.gateway.route.batching import EstimateBatcher, Scored
 from switchman.gateway.route.live_learning import LiveLearner
 from switchman.gateway.route.pacing import Pacing
 from switchman.gateway.route.scoring import Scorer
@@ -31,17 +32,28 @@ from switchman.pool import Model
 
 @dataclass(slots=True)
 class RouterEntry:
-    """A router name, its scorer, and whether scoring is cheap enough for the event loop."""
+    """A router name, its scorer, and whether scoring is cheap enough to do alone."""
 
     name: str
     scorer: Scorer
     cost_weight: float
-    #: Always estimate on the event loop (a prior costs microseconds). A trained router's
-    #: estimate runs there too for prompts up to ``INLINE_MAX_CHARS``, in a worker thread
-    #: beyond that (see ``estimate_inline``).
+    #: Score each request alone on the event loop (a prior costs microseconds). A trained
+    #: router scores the prompts up to ``INLINE_MAX_CHARS`` that arrive in the same loop
+    #: turn together on the event loop (``batcher``), longer ones in a worker thread.
     inline: bool = True
     fallbacks: tuple[str, ...] = ()  # pinned chain tried right after the chosen model
     learner: LiveLearner | None = None  # set when the router learns online
+    batcher: EstimateBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = EstimateBatcher(self.score)
+
+    def score(self, texts: Sequence[str]) -> Scored:
+        """The router's estimates for ``texts`` and, when it learns online, their
+        embeddings."""
+        if self.learner is None:
+            return self.scorer.estimate(texts), None
+        return self.scorer.estimate_embedded(texts)  # type: ignore[attr-defined]
 
 
 #: A trained router encodes and scores a prompt of this size in about a millisecond, less
@@ -50,16 +62,14 @@ class RouterEntry:
 INLINE_MAX_CHARS = 8000
 
 
-def estimate_inline(entry: RouterEntry, text: str) -> bool:
-    """Whether to score ``text`` on the event loop rather than in a worker thread."""
-    return entry.inline or len(text) <= INLINE_MAX_CHARS
-
-
-def _estimate(entry: RouterEntry, text: str) -> tuple[Estimates, np.ndarray | None]:
-    """The router's estimates for ``text`` and, when it learns online, its embedding."""
-    if entry.learner is None:
-        return entry.scorer.estimate([text]), None
-    return entry.scorer.estimate_embedded([text])  # type: ignore[attr-defined]
+async def score_request(entry: RouterEntry, text: str) -> Scored:
+    """``text``'s estimates and embedding: alone for a prior, with the loop turn's other
+    prompts for a trained router, in a worker thread for a long prompt."""
+    if entry.inline:
+        return entry.score([text])
+    if len(text) <= INLINE_MAX_CHARS:
+        return await entry.batcher.estimate(text)
+    return await asyncio.to_thread(entry.score, [text])
 
 
 def expected_cost(model: Model, req: ChatRequest) -> float:
@@ -85,8 +95,8 @@ class RoutingTable:
         self.known_names = frozenset(self.models)
 
     async def decide(self, ctx: RequestContext) -> Decision:
-        """The plan for ``ctx.req``: a pinned model's, or its router's (estimated on the event
-        loop or, for a long prompt, in a worker thread while the loop serves others)."""
+        """The plan for ``ctx.req``: a pinned model's, or its router's (see
+        :func:`score_request` for where its estimate is made)."""
         req = ctx.req
         assert req is not None, "decide() needs a parsed request"
         model = self.models.get(req.model)
@@ -104,10 +114,7 @@ class RoutingTable:
         if self.ledger is not None:
             ctx.budgets = self.ledger.covering(ctx.key, entry.name)
         conversation = conversation_key(req.messages, req.prefs.conversation_id, ctx.key)
-        if estimate_inline(entry, req.text):
-            est, embeddings = _estimate(entry, req.text)
-        else:
-            est, embeddings = await asyncio.to_thread(_estimate, entry, req.text)
+        est, embeddings = await score_request(entry, req.text)
         context = None
         if entry.learner is not None and embeddings is not None:
             context = entry.learner.context(embeddings[0], est)
