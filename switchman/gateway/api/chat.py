@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from switchman.gateway.api.http import ClientGone, read_json, while_connected
+from switchman.gateway.api.http import ClientGone, header_map, read_json, while_connected
 from switchman.gateway.context import Outcome, RequestContext
 from switchman.gateway.errors import GatewayError, error_response
 from switchman.gateway.execute.streaming import stream_response
@@ -60,9 +60,10 @@ async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     server = gw.config.server
     ctx = RequestContext(new_request_id(), time.perf_counter())
+    headers = header_map(request.scope)
     try:
-        ctx.key = gw.authenticate(request.headers.get("authorization"))
-        body = await read_json(request, server.max_body_bytes, server.body_timeout_s)
+        ctx.key = gw.authenticate(headers.get("authorization"))
+        body = await read_json(request, server.max_body_bytes, server.body_timeout_s, headers)
         if not gw.in_flight.try_acquire():
             gw.metrics.rejected.inc()  # a 429 now beats an unbounded queue
             raise GatewayError(
@@ -70,7 +71,7 @@ async def chat_completions(request: Request) -> Response:
                 "retry shortly", type="rate_limit_error", code="overloaded",
                 headers={"retry-after": str(server.overload_retry_after_s)})
         ctx.release_slot = gw.in_flight.release
-        return await _handle(gw, request, ctx, body)
+        return await _handle(gw, request, headers, ctx, body)
     except GatewayError as err:
         return _refuse(gw.settler, ctx, err)
     except ClientGone:
@@ -93,8 +94,9 @@ def _refuse(settler: Settler, ctx: RequestContext, err: GatewayError) -> Respons
     return error_response(err, {"x-switchman-request-id": ctx.request_id})
 
 
-async def _handle(gw: Gateway, request: Request, ctx: RequestContext, body: Any) -> Response:
-    ctx.req = parse_chat_request(body, request.headers, gw.routing.known_names)
+async def _handle(gw: Gateway, request: Request, headers: dict[str, str], ctx: RequestContext,
+                  body: Any) -> Response:
+    ctx.req = parse_chat_request(body, headers, gw.routing.known_names)
     ctx.decision = await gw.routing.decide(ctx)
     outcome = await while_connected(request, gw.executor.run(ctx))
     ctx.answered_by(outcome)
