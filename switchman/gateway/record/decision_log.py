@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
@@ -27,10 +27,14 @@ _RECENT = "responses"
 #: Indexes of the text columns that may hold what a client sent (all but ``prompt``).
 _TEXT_COLUMNS = (0, 2, 3, 4, 8, 10, 17, 18, 19, 20)
 #: How long the writer lets rows gather after the first one before it writes them: one
-#: transaction and one thread wake-up per ~20 ms instead of per request (at thousands of
+#: transaction and one thread wake-up per ~50 ms instead of per request (at thousands of
 #: requests per second the wake-ups, GIL hand-overs and per-transaction work of row-sized
-#: batches were ~10% of the gateway's CPU). A row reaches disk at most this much later.
-BATCH_LINGER_S = 0.02
+#: batches were ~10% of the gateway's CPU). Each commit rewrites the last pages of the
+#: table and of both indexes into the WAL whatever the batch's size: at 1,800 rows/s the
+#: writer spent ~31 us per row with 20 ms batches, ~22 with 50 ms (benchmarks/
+#: decision_log_cpu.py). A row reaches disk at most this much later; ``owner`` knows the
+#: rows still waiting, and replicas sharing a store see an id a batch later.
+BATCH_LINGER_S = 0.05
 #: Prompt text waiting for the writer, at most (beyond it rows are queued without their text).
 MAX_QUEUED_PROMPT_BYTES = 64 * 1024 * 1024
 #: Response ids kept in the state store for :meth:`DecisionLog.owner`. In process they only
@@ -114,7 +118,7 @@ class DecisionRecord:
         """
         values = list(_FIELD_VALUES(self))
         for i in (5, 6, 7):  # plan, tried, errors
-            values[i] = _json_strings([clip(v) for v in values[i]])
+            values[i] = _json_strings(_clipped(values[i]))
         values[11] = int(values[11])
         for i in _TEXT_COLUMNS:
             text = values[i]
@@ -133,10 +137,22 @@ _FIELD_VALUES = attrgetter(*(f.name for f in fields(DecisionRecord)))
 def _json_strings(items: list[str]) -> str:
     """``json.dumps(items)``: the same text, built directly when no item needs escaping
     (model names and error summaries, nearly always), since the encoder is most of what a
-    row costs the writer thread. json.dumps escapes what UTF-8 cannot hold."""
-    if all(s.isascii() and s.isprintable() and '"' not in s and "\\" not in s for s in items):
-        return "[" + ", ".join(f'"{s}"' for s in items) + "]"
+    row costs the writer thread. One probe string answers for every item at once: a space
+    needs no escaping, and each test fails on the joined text if it fails on one item.
+    json.dumps escapes what UTF-8 cannot hold."""
+    if not items:
+        return "[]"
+    probe = " ".join(items)
+    if probe.isascii() and probe.isprintable() and '"' not in probe and "\\" not in probe:
+        return '["' + '", "'.join(items) + '"]'
     return json.dumps(items)
+
+
+def _clipped(items: list[str]) -> list[str]:
+    """``[clip(s) for s in items]``, and ``items`` itself when no item is too long."""
+    if max(map(len, items), default=0) <= MAX_STORED_CHARS:
+        return items
+    return [clip(s) for s in items]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -153,7 +169,12 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class DecisionLog:
-    """Queue in front of a writer thread; ``record`` never blocks the caller."""
+    """Queue in front of a writer thread; ``record`` never blocks the caller.
+
+    The queue is a deque (appends and pops are atomic) and an event that wakes the writer
+    when it waits: ``queue.Queue`` took a lock and signalled a condition for every row on
+    both threads, about a third of what the writer spent per row.
+    """
 
     def __init__(self, path: Path, max_queue: int = 100_000, recent: int = RECENT_IDS_LOCAL,
                  store: StateStore | None = None,
@@ -165,7 +186,10 @@ class DecisionLog:
         self._prompt_bytes = 0
         self._bytes_lock = threading.Lock()
         self.prompts_dropped = 0
-        self._queue: queue.Queue = queue.Queue(max_queue)
+        self._max_queue = max_queue
+        self._items: deque[object] = deque()
+        #: Set when there may be items for the writer; it clears it before it drains.
+        self._wake = threading.Event()
         #: Recent response ids -> the caller's key id ("" for none): ``owner`` without disk.
         self._recent: StateStore = LocalStore() if store is None else store
         self._recent.bound(_RECENT, recent)
@@ -180,12 +204,16 @@ class DecisionLog:
         self._thread.start()
 
     def _put(self, item: object) -> bool:
-        try:
-            self._queue.put_nowait(item)
-            return True
-        except queue.Full:
+        if len(self._items) >= self._max_queue:
             self._lost(1, "decision log queue full")
             return False
+        self._enqueue(item)
+        return True
+
+    def _enqueue(self, item: object) -> None:
+        self._items.append(item)
+        if not self._wake.is_set():  # the writer waits (or is about to drain anyway)
+            self._wake.set()
 
     def _lost(self, rows: int, why: str) -> None:
         """Count rows that will never reach disk: ``/v1/status``, the log and a metric."""
@@ -252,31 +280,40 @@ class DecisionLog:
     def close(self) -> None:
         self.flush()
         if self.alive():
-            self._queue.put(None)
+            self._enqueue(None)
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
         conn = connect(self.path)
+        items = self._items
         try:
             running = True
             while running:
-                item = self._queue.get()
-                if item is not None and item[0] != "sync":
+                self._wake.wait()
+                self._wake.clear()  # before draining: a later append sets it again
+                if not items:
+                    continue
+                first = items[0]
+                if first is not None and first[0] != "sync":  # type: ignore[index]
                     time.sleep(BATCH_LINGER_S)
-                batch = [item]
-                while len(batch) < 512:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                try:
-                    running = self._write(conn, batch)
-                except Exception:  # never let one batch stop the log for good
-                    logger.exception("decision log writer failed on a batch")
-                    self._lost(sum(1 for i in batch if i is not None and i[0] in "df"),
-                               "decision log write failed")
+                while running and items:
+                    batch = []
+                    while items and len(batch) < 512:
+                        batch.append(items.popleft())
+                    running = self._write_batch(conn, batch)
         finally:
             conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list) -> bool:
+        """Write ``batch``; False once it held the stop signal. A failing batch is counted
+        as lost rather than stopping the log for good."""
+        try:
+            return self._write(conn, batch)
+        except Exception:
+            logger.exception("decision log writer failed on a batch")
+            self._lost(sum(1 for i in batch if i is not None and i[0] in "df"),
+                       "decision log write failed")
+            return None not in batch
 
     def _write(self, conn: sqlite3.Connection, batch: list) -> bool:
         decisions, feedback, events, running = [], [], [], True
