@@ -189,7 +189,7 @@ class Executor:
                 reason = f"fallback after {err.label} from {name}"
                 continue
             elapsed = time.perf_counter() - t0
-            self.metrics.upstream_latency.labels(name).observe(elapsed)
+            self.metrics.child(self.metrics.upstream_latency, name).observe(elapsed)
             ctx.reservations = held
             # Failed attempts count as upstream time too: they are not switchman's overhead.
             outcome = Outcome(model, reason, tried, errors, start, time.perf_counter() - start)

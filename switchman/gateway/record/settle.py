@@ -57,13 +57,14 @@ class Settler:
             m.child(m.requests, router, "none", str(status)).inc()
         else:
             model = outcome.model.name
-            m.child(m.overhead, router).observe(outcome.upstream_start - ctx.started)
-            m.child(m.decisions, router, model, decision.reason_kind).inc()
-            m.child(m.requests, router, model, str(status)).inc()
-            m.child(m.latency, router, model).observe(latency)
-            m.child(m.tokens, model, router, "prompt").inc(ctx.prompt_tokens)
-            m.child(m.tokens, model, router, "completion").inc(ctx.completion_tokens)
-            m.child(m.cost, model, router).inc(ctx.cost_usd)
+            series = m.answered(router, model, decision.reason_kind, status)
+            series.overhead.observe(outcome.upstream_start - ctx.started)
+            series.decisions.inc()
+            series.requests.inc()
+            series.latency.observe(latency)
+            series.prompt_tokens.inc(ctx.prompt_tokens)
+            series.completion_tokens.inc(ctx.completion_tokens)
+            series.cost.inc(ctx.cost_usd)
             self._pay(ctx)
             if status != 200:
                 m.child(m.errors, ctx.error_kind or "stream_error").inc()
