@@ -224,16 +224,24 @@ def token_vectors_fp32() -> np.ndarray:
     between two Xeons), so a table distilled from int8 would depend on the machine that
     built it. fp32 rows agree across machines to float rounding, ~15 s on 2 cores.
     """
-    tok = packaged_tokenizer()
     session = fp32_session()
+    return pooled_token_vectors(
+        lambda batch: session.run(None, {"input_ids": batch,
+                                         "attention_mask": np.ones_like(batch)})[0])
+
+
+def pooled_token_vectors(run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Every vocabulary token alone ([CLS] t [SEP]) through ``run`` (int64 ids (batch, 3)
+    -> pooled (batch, 384)), 1,024 tokens at a time: the forward passes a static table is
+    distilled from, whichever runtime makes them."""
+    tok = packaged_tokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     vocab = np.arange(tok.get_vocab_size(), dtype=np.int64)
     out = np.empty((len(vocab), HIDDEN), dtype=np.float32)
     for start in range(0, len(vocab), 1024):
         ids = vocab[start : start + 1024]
         batch = np.stack([np.full_like(ids, cls), ids, np.full_like(ids, sep)], 1)
-        feeds = {"input_ids": batch, "attention_mask": np.ones_like(batch)}
-        out[start : start + len(ids)] = session.run(None, feeds)[0]
+        out[start : start + len(ids)] = run(batch)
     return out
 
 

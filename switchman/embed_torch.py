@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from switchman.embed_build import install_int8, weights_dir
+from switchman.embed_build import install_int8, pooled_token_vectors, weights_dir
 
 EXTRA_HINT = ("the torch export of MiniLM needs torch and transformers: "
               "pip install 'switchman[export]' (CPU torch: see the README)")
@@ -58,19 +58,15 @@ def _pooled_minilm() -> Any:
 
 def token_vectors_torch() -> np.ndarray:
     """``embed_build.token_vectors_fp32``'s forward passes, run by torch (~30 s)."""
+    model = _pooled_minilm()
     import torch
 
-    from switchman.embed_build import packaged_tokenizer
+    def run(batch: np.ndarray) -> np.ndarray:
+        ids = torch.from_numpy(batch)
+        with torch.no_grad():
+            return model(ids, torch.ones_like(ids)).numpy()
 
-    model, tok = _pooled_minilm(), packaged_tokenizer()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    vocab = torch.arange(tok.get_vocab_size())
-    parts = []
-    with torch.no_grad():
-        for ids in vocab.split(1024):
-            batch = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], 1)
-            parts.append(model(batch, torch.ones_like(batch)).numpy())
-    return np.concatenate(parts)
+    return pooled_token_vectors(run)
 
 
 def export_minilm_int8_torch(model_dir: Path) -> None:
