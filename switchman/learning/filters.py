@@ -55,6 +55,7 @@ class DriftingFilters:
         self._limits = np.array([threshold] * 2 + [evidence_threshold] * 2)
         self._reset_var = reset_scale * reset_scale
         self._memory = memory
+        self._ones = np.ones(d)  # row sums as products with it (see ``predict``)
         self.clock = 0.0  # observations so far, of any model
         self.alarms = 0
         self.mean = np.zeros((0, d))  # posterior mean at the slot's last tick
@@ -90,31 +91,42 @@ class DriftingFilters:
         """Posterior mean and variance of ``x[i] . theta`` for slot ``slots[i]``, now.
 
         With ``common`` (a one-slot regression every row shares), the sum of both: the two
-        are independent, so means and variances add. Row-wise dot products are written as
-        products with a ones vector, the fastest form for these small arrays.
+        are independent, so means and variances add. Each numpy call costs more than its
+        arithmetic at these sizes, so calls are few: row-wise dot products are products
+        with a ones vector (``ndarray.dot``, which dispatches faster than ``@``), and the
+        relaxation towards the prior (``relaxed`` times I) joins the spread before the one
+        row-wise product that gives the variance.
         """
-        ones = np.ones(self.d)
         decay = self._rho ** (self.clock - self.last[slots])
         decay2 = decay * decay
         spread = np.matmul(x[:, None, :], self.cov[slots])[:, 0, :]
         spread *= decay2[:, None]
-        shift = ((x * self.mean[slots]) @ ones) * decay
+        shift = (x * self.mean[slots]).dot(self._ones) * decay
         relaxed = (1.0 - decay2) * self.prior[slots]
         if common is not None:
-            shared = common._rho ** (common.clock - common.last[0])
-            spread += (shared * shared) * (x @ common.cov[0])
-            shift += shared * (x @ common.mean[0])
-            relaxed += (1.0 - shared * shared) * common.prior[0]
-        variance = (spread * x) @ ones + relaxed * ((x * x) @ ones)
-        return shift, variance
+            shared = common._decay(0)
+            spread += (shared * shared) * x.dot(common.cov[0])
+            shift += shared * x.dot(common.mean[0])
+            relaxed += (1.0 - shared * shared) * float(common.prior[0])
+        spread += relaxed[:, None] * x
+        return shift, (spread * x).dot(self._ones)
 
     def intercepts(self, slots: slice | np.ndarray) -> np.ndarray:
         """Posterior means of a one-feature regression (``d == 1``) per slot, now."""
         return self._rho ** (self.clock - self.last[slots]) * self.mean[slots, 0]
 
+    def intercept(self, slot: int) -> float:
+        """``intercepts`` of one slot, in Python floats."""
+        return self._decay(slot) * float(self.mean[slot, 0])
+
     def mean_now(self, slot: int, x: np.ndarray) -> float:
         """The posterior mean of ``x . theta`` for one slot and one feature row."""
-        return float(self._rho ** (self.clock - self.last[slot]) * (x @ self.mean[slot]))
+        return self._decay(slot) * float(x.dot(self.mean[slot]))
+
+    def _decay(self, slot: int) -> float:
+        """What is left of the slot's posterior mean since its last observation (its
+        covariance keeps the square of it)."""
+        return self._rho ** (self.clock - float(self.last[slot]))
 
     def observe(self, slot: int, x: np.ndarray, residual: float,
                 evidence: tuple[float, float] | None = None) -> bool:
@@ -127,15 +139,15 @@ class DriftingFilters:
         """
         if self.d == 1:
             return self._observe_scalar(slot, float(x[0]), residual)
-        decay = self._rho ** (self.clock - float(self.last[slot]))
+        decay = self._decay(slot)
         decay2 = decay * decay
         cov, mean = self.cov[slot], self.mean[slot]  # views: updated in place
         cov *= decay2
-        cov.flat[:: self.d + 1] += (1.0 - decay2) * float(self.prior[slot])
+        cov.reshape(-1)[:: self.d + 1] += (1.0 - decay2) * float(self.prior[slot])  # diagonal
         mean *= decay
-        spread = cov @ x
-        variance = float(x @ spread) + self._noise2
-        predicted = float(x @ mean)
+        spread = cov.dot(x)
+        variance = float(x.dot(spread)) + self._noise2
+        predicted = float(x.dot(mean))
         seen = int(self.seen[slot])
         position = seen % self._memory
         self.memory_x[slot, position] = x
@@ -147,14 +159,14 @@ class DriftingFilters:
         else:  # one Kalman step, reusing the innovation's products
             gain = spread / variance
             mean += gain * (residual - predicted)
-            cov -= np.outer(gain, spread)
+            cov -= gain[:, None] * spread
         self.last[slot] = self.clock
         self.clock += 1.0
         return alarm
 
     def _observe_scalar(self, slot: int, x: float, residual: float) -> bool:
         """``observe`` for one feature, in Python floats (a tenth of numpy's call overhead)."""
-        decay = self._rho ** (self.clock - float(self.last[slot]))
+        decay = self._decay(slot)
         decay2 = decay * decay
         cov = decay2 * float(self.cov[slot, 0, 0]) + (1.0 - decay2) * float(self.prior[slot])
         mean = decay * float(self.mean[slot, 0])
@@ -193,10 +205,11 @@ class DriftingFilters:
         """Add ``steps`` to the upward and downward statistics from column ``first`` on;
         True when either passes ``threshold``."""
         alarm = False
+        cusum, runs = self.cusum[slot], self.runs[slot]
         for column, step in enumerate(steps, start=first):
-            value = max(0.0, float(self.cusum[slot, column]) + step)
-            self.cusum[slot, column] = value
-            self.runs[slot, column] = self.runs[slot, column] + 1 if value > 0 else 0
+            value = max(0.0, float(cusum[column]) + step)
+            cusum[column] = value
+            runs[column] = runs[column] + 1.0 if value > 0 else 0.0
             alarm = alarm or value > threshold
         return alarm
 

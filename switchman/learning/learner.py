@@ -137,6 +137,7 @@ class OnlineLearner:
         # per model: decayed mean square of the log cost ratio around the filter's mean
         # (same half-life as the cost filter)
         self._cost_rho = 0.5 ** (1.0 / c.cost_halflife)
+        self._cost_x = np.array([c.cost_prior])  # the cost filter's one feature
         self.cost_spread = np.zeros(0)
         self.models: list[str] = []
         self._slot: dict[str, int] = {}
@@ -223,10 +224,21 @@ class OnlineLearner:
     def _design(self, context: Context) -> np.ndarray:
         """(models, d) whitened feature rows: [1, q_router, prompt] times the prior scales."""
         x = np.empty((len(context.models), self.quality.d))
-        x[:, 0] = 1.0
-        x[:, 1] = context.quality
-        x[:, 2:] = context.prompt
-        x *= self._scales
+        x[:] = self._common_row(context)
+        x[:, 1] *= context.quality
+        return x
+
+    def _features(self, context: Context, column: int) -> np.ndarray:
+        """Row ``column`` of ``_design`` alone (what an update learns from)."""
+        x = self._common_row(context)
+        x[1] *= context.quality[column]
+        return x
+
+    def _common_row(self, context: Context) -> np.ndarray:
+        """The feature row with 1 for q_router: what every model's row shares (so the
+        prompt is scaled once, not once per model)."""
+        x = self._scales.copy()
+        x[2:] *= context.prompt
         return x
 
     def posterior(self, context: Context) -> Posterior:
@@ -254,16 +266,17 @@ class OnlineLearner:
             eligible = np.asarray(eligible, dtype=bool)
             if eligible.shape != utility.shape:
                 raise ValueError(f"eligible mask must have shape {utility.shape}")
-            utility = np.where(eligible, utility, -np.inf)
+            utility[~eligible] = -np.inf
         self.decisions += 1
         c = self.config
         self.tokens = min(c.explore_burst, self.tokens + c.max_explore_share)
-        greedy = int(np.argmax(utility))
-        if not np.isfinite(utility[greedy]):
+        # the arrays' own argmax: np.argmax's Python wrapper costs more than the search
+        greedy = int(utility.argmax())
+        if not math.isfinite(utility[greedy]):
             return Decision(-1, None, False, math.nan, math.nan, utility)
         pick = greedy
         if c.explore and explore and c.exploration > 0 and self.tokens >= 1.0:
-            pick = int(np.argmax(utility + c.exploration * beliefs.quality_std))
+            pick = int((utility + c.exploration * beliefs.quality_std).argmax())
         explored = pick != greedy
         if explored:
             self.tokens -= 1.0
@@ -288,9 +301,7 @@ class OnlineLearner:
         if quality is not None:
             if not 0.0 <= quality <= 1.0:
                 raise ValueError(f"quality must be in [0, 1], got {quality}")
-            x = np.empty(self.quality.d)
-            x[0], x[1], x[2:] = 1.0, context.quality[column], context.prompt
-            x *= self._scales
+            x = self._features(context, column)
             routed = float(context.quality[column])
             residual, own = quality - routed, self.quality.mean_now(slot, x)
             if self.config.shared:
@@ -307,12 +318,12 @@ class OnlineLearner:
                              / max(float(context.cost[column]), _COST_FLOOR))
             ratio = min(max(ratio, -_MAX_LOG_RATIO), _MAX_LOG_RATIO)
             self._observe_spread(slot, ratio)
-            self.cost.observe(slot, np.array([self.config.cost_prior]), ratio)
+            self.cost.observe(slot, self._cost_x, ratio)
 
     def _observe_spread(self, slot: int, log_ratio: float) -> None:
         """Fold one log cost ratio's squared distance from the filter's current mean into
         the model's decayed spread (what turns exp(mean) into the expected cost)."""
-        mean = self.config.cost_prior * float(self.cost.intercepts(slice(slot, slot + 1))[0])
+        mean = self.config.cost_prior * self.cost.intercept(slot)
         # the decayed count of this model's costs so far, this one included: 1 + rho + ...
         seen = float(self.cost.seen[slot]) + 1.0
         weight = (1.0 - self._cost_rho ** seen) / (1.0 - self._cost_rho)
