@@ -23,13 +23,12 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from switchman.embed import OnnxMiniLMEncoder, default_cache_dir, progress_bar
 from switchman.embed_build import packaged_tokenizer, token_vectors_fp32
-from switchman.wordpiece import AsciiWordPiece
+from switchman.wordpiece import WordPiece
 
 
 class StaticMiniLMEncoder:
@@ -47,8 +46,7 @@ class StaticMiniLMEncoder:
         self._lock = threading.Lock()
         self._codes: np.ndarray | None = None  # (vocab, dim) int8
         self._scales: np.ndarray | None = None  # (vocab,) float32: row = scale x codes
-        self._tokenizer: Any = None
-        self._ascii: AsciiWordPiece | None = None
+        self._wordpiece: WordPiece | None = None
 
     @property
     def table_path(self) -> Path:
@@ -62,10 +60,9 @@ class StaticMiniLMEncoder:
                 return
             if not self.table_path.exists():
                 _save_atomically(self.table_path, table_from_vectors(token_vectors_fp32()))
-            self._tokenizer = packaged_tokenizer()
-            self._ascii = AsciiWordPiece(self._tokenizer)
-            self._fallback_ids = [self._tokenizer.token_to_id("[CLS]"),
-                                  self._tokenizer.token_to_id("[SEP]")]
+            tokenizer = packaged_tokenizer()
+            self._wordpiece = WordPiece(tokenizer)
+            self._fallback_ids = [tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")]
             with np.load(self.table_path, allow_pickle=False) as table:
                 self._scales, self._codes = table["scales"], table["codes"]
 
@@ -73,6 +70,8 @@ class StaticMiniLMEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._load()
+        if len(texts) <= self._CHUNK and not show_progress:  # one chunk (a server's prompt)
+            return self._mean_vectors(list(texts))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with progress_bar(len(texts), show_progress) as bar:
             for start in range(0, len(texts), self._CHUNK):
@@ -82,19 +81,10 @@ class StaticMiniLMEncoder:
         return out
 
     def _mean_vectors(self, texts: list[str]) -> np.ndarray:
-        # ASCII text is tokenised in Python, exactly as the tokenizer would (AsciiWordPiece):
-        # faster than a HF call for one prompt, and than encode_batch's thread pool for a
-        # gateway's batch of a few; the full tokenizer takes the rest, in one batch.
-        token_ids = [self._ascii.ids(text) for text in texts]
-        others = [i for i, ids in enumerate(token_ids) if ids is None]
-        if len(others) == 1:
-            token_ids[others[0]] = self._tokenizer.encode(
-                texts[others[0]], add_special_tokens=False).ids
-        elif others:
-            found = self._tokenizer.encode_batch([texts[i] for i in others],
-                                                 add_special_tokens=False)
-            for i, encoding in zip(others, found, strict=True):
-                token_ids[i] = encoding.ids
+        # Texts are tokenised through a per-word cache, exactly as the tokenizer would
+        # (WordPiece): faster than a HF call for one prompt, and than encode_batch's thread
+        # pool for a gateway's batch of a few.
+        token_ids = [self._wordpiece.ids(text) for text in texts]
         sums = np.empty((len(texts), self.dim), dtype=np.float32)
         for row, ids in enumerate(token_ids):
             # A text with no tokens (empty, whitespace) gets the special tokens' vector. The

@@ -23,6 +23,7 @@ pytest.importorskip("tokenizers")
 from blocked_imports import TORCH_STACK, block_imports  # noqa: E402
 
 from switchman.embed import OnnxMiniLMEncoder  # noqa: E402
+from switchman.embed_build import packaged_tokenizer  # noqa: E402
 from switchman.embed_static import StaticMiniLMEncoder, table_from_vectors  # noqa: E402
 from switchman.embed_torch import token_vectors_torch, torch_available  # noqa: E402
 from switchman.encoders import RETIRED_STATIC, encoder_by_name  # noqa: E402
@@ -127,7 +128,7 @@ def test_whole_prompt_counts_and_batches_agree(encoder: StaticMiniLMEncoder) -> 
     """No window: a change at the end of a long prompt moves its vector. A text's vector
     does not depend on its batch mates or on chunking."""
     long_text = "Here are some worked examples of arithmetic. " * 200 + "What is 2+2?"
-    ids = encoder._tokenizer.encode(long_text, add_special_tokens=False).ids
+    ids = packaged_tokenizer().encode(long_text, add_special_tokens=False).ids
     assert len(ids) > 1000  # far beyond any transformer window
     with np.load(encoder.table_path) as table:
         rows = table["codes"].astype(np.float32) * table["scales"][:, None]
