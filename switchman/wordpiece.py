@@ -29,6 +29,7 @@ process meets in mmlupro's held-out prompts, ~2 us each to tokenise otherwise.
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 _ASCII_CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
@@ -60,6 +61,7 @@ class WordPiece:
         self._classified: set[str] = set()
         self._spaces = self._marks = ""
         self._split = _splitter("", "")
+        self._classifying = threading.Lock()  # a lost separator would stay lost
 
     def ids(self, text: str) -> list[int]:
         """The tokenizer's ids of ``text`` (no special tokens)."""
@@ -80,22 +82,24 @@ class WordPiece:
 
     def _normalised_words(self, text: str) -> list[str]:
         normal = self._normalizer.normalize_str(text)
-        for char in set(_NON_ASCII.findall(normal)) - self._classified:
-            self._classify(char)
+        unseen = set(_NON_ASCII.findall(normal)) - self._classified
+        if unseen:
+            with self._classifying:
+                for char in unseen:
+                    self._classify(char)
         return self._split.findall(normal)
 
     def _classify(self, char: str) -> None:
         """Whether the pre-tokeniser splits at ``char`` (whitespace: 2 pieces of "a?a"),
         isolates it (punctuation: 3) or keeps it in a word (1)."""
-        if len(self._classified) >= MAX_CLASSIFIED_CHARS:
-            self._classified.clear()
-            self._spaces = self._marks = ""
+        if len(self._classified) >= MAX_CLASSIFIED_CHARS:  # word characters are many,
+            self._classified.clear()  # separators a few hundred: those are kept
         pieces = len(self._pre_tokenizer.pre_tokenize_str(f"a{char}a"))
-        if pieces == 2:
+        if pieces == 2 and char not in self._spaces:
             self._spaces += char
-        elif pieces == 3:
+            self._split = _splitter(self._spaces, self._marks)
+        elif pieces == 3 and char not in self._marks:
             self._marks += char
-        if pieces in (2, 3):  # a few hundred characters at most: Unicode's separators
             self._split = _splitter(self._spaces, self._marks)
         self._classified.add(char)
 

@@ -10,6 +10,7 @@ from shared_data import ROUTING, requires_routing_data
 
 pytest.importorskip("tokenizers")
 
+from switchman import wordpiece  # noqa: E402
 from switchman.embed_build import packaged_tokenizer  # noqa: E402
 from switchman.wordpiece import WordPiece  # noqa: E402
 
@@ -39,6 +40,15 @@ def test_odd_texts_tokenize_as_the_tokenizer_does(tokenizer) -> None:  # noqa: A
     fast = WordPiece(tokenizer)
     for text in ODD + NON_ASCII:
         assert fast.ids(text) == _reference(tokenizer, text), repr(text)
+
+
+def test_bounded_caches_start_again_and_stay_exact(tokenizer, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(wordpiece, "MAX_CACHED_WORDS", 3)
+    monkeypatch.setattr(wordpiece, "MAX_CLASSIFIED_CHARS", 2)
+    fast = WordPiece(tokenizer)
+    for text in (ODD + NON_ASCII) * 2:
+        assert fast.ids(text) == _reference(tokenizer, text), repr(text)
+    assert len(fast._classified) <= 2 + max(len(set(t)) for t in NON_ASCII)
 
 
 @requires_routing_data
