@@ -7,13 +7,15 @@ servers share) at each concurrency for a fixed time:
 
 * ``direct``: the upstream itself (the baseline the added latency is measured against);
 * ``pinned``: switchman, ``model`` = a pool model;
-* ``routed``: switchman, ``model`` = the learned router (``--router DIR``, trained with
-  ``switchman train``), else the prior-based ``switchman/auto`` (the table says which);
+* ``auto``: switchman, ``model`` = the prior-based ``switchman/auto``;
+* ``learned``: switchman, ``model`` = the learned router (``--router DIR``, trained with
+  ``switchman train``), when one is given;
 * ``litellm``: LiteLLM's proxy to the same upstream;
 * ``python floor proxy``: benchmarks/gateway_floor_proxy.py, a pass-through on switchman's
   HTTP stack (uvicorn + aiohttp) that does nothing else: what the stack alone adds here.
 
 Added latency = the target's percentile minus the direct percentile at the same
+concurrency; ``x floor`` = the target's throughput over the floor proxy's at the same
 concurrency. Then the gateway gets more load until it has served ``--total`` requests,
 and its RSS is reported.
 
@@ -167,12 +169,19 @@ def litellm_config(tmp: Path, upstream: str, model: str) -> Path:
     return path
 
 
+FLOOR = "python floor proxy"
+
+
 def table(rows: list[dict]) -> str:
-    head = (f"{'target':<24}{'conc':>5}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}"
+    """One line per target and concurrency; ``x floor`` is its throughput over the floor
+    proxy's at the same concurrency (the issue's targets are stated that way)."""
+    floor = {r["concurrency"]: r["rps"] for r in rows if r["target"] == FLOOR}
+    head = (f"{'target':<24}{'conc':>5}{'rps':>9}{'x floor':>8}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'+p50 ms':>9}{'+p99 ms':>9}{'errors':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['target']:<24}{r['concurrency']:>5}{r['rps']:>9.0f}"
+        ratio = r["rps"] / floor[r["concurrency"]] if r["concurrency"] in floor else float("nan")
+        lines.append(f"{r['target']:<24}{r['concurrency']:>5}{r['rps']:>9.0f}{ratio:>8.2f}"
                      f"{r['p50_us'] / 1000:>9.2f}{r['p99_us'] / 1000:>9.2f}"
                      f"{r['added_p50_ms']:>9.2f}{r['added_p99_ms']:>9.2f}"
                      f"{r['non200_or_socket']:>8}")
@@ -183,7 +192,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32, 128])
-    parser.add_argument("--router", help="trained router directory for the routed case")
+    parser.add_argument("--router", help="trained router directory (adds the learned row)")
     parser.add_argument("--total", type=int, default=100_000,
                         help="requests the gateway must have served before RSS is read")
     parser.add_argument("--no-litellm", action="store_true")
@@ -198,7 +207,7 @@ def main() -> int:
             router_models(args.router)
         except Exception as exc:  # whatever breaks loading, the benchmark reports it
             notes.append(f"learned router {args.router} could not be loaded ({exc}); "
-                         "routed case measured with switchman/auto (PriorScorer)")
+                         "no learned row")
             args.router = None
     up_port, gw_port, ll_port, floor_port = free_port(), free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
@@ -208,21 +217,21 @@ def main() -> int:
         config = gateway_config(tmp, upstream, args.router)
         pool = yaml.safe_load(config.read_text())["models"]
         pinned = pool[len(pool) // 2]["name"]
-        routed = "switchman/learned" if args.router else "switchman/auto"
+        routers = ["switchman/auto", "switchman/learned"] if args.router else ["switchman/auto"]
         if not args.router:
-            notes.append("routed = switchman/auto with quality priors (no --router given)")
+            notes.append("no --router given: no learned row")
         messages = [{"role": "system", "content": "You are terse."},
                     {"role": "user", "content": "What is the capital of France?"}]
         body = {"model": pinned, "max_tokens": 16, "messages": messages}
+        gw_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         targets = [("direct", f"{upstream}/chat/completions", body),
-                   ("switchman pinned", f"http://127.0.0.1:{gw_port}/v1/chat/completions", body),
-                   (f"switchman {routed.split('/')[1]}",
-                    f"http://127.0.0.1:{gw_port}/v1/chat/completions",
-                    {**body, "model": routed})]
+                   ("switchman pinned", gw_url, body),
+                   *((f"switchman {name.split('/')[1]}", gw_url, {**body, "model": name})
+                     for name in routers)]
         stack = contextlib.ExitStack()
         with stack:
             gateway, _floor = start_servers(stack, tmp, config, up_port, gw_port, floor_port)
-            targets.append(("python floor proxy",
+            targets.append((FLOOR,
                             f"http://127.0.0.1:{floor_port}/v1/chat/completions", body))
             if args.no_litellm:
                 notes.append("LiteLLM: skipped (--no-litellm)")
