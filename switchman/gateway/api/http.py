@@ -44,24 +44,14 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
             raise bad_request("invalid Content-Length header") from None
     if timeout_s is None:
         return await _read_body(request.receive, limit)
-    # asyncio.timeout's bookkeeping, done by hand: a timer that cancels this task. It
-    # costs a pinned request less than the context manager (the same way as
-    # while_connected's timer below).
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(timeout_s, expire)
+    # asyncio.timeout's bookkeeping, done by hand: it costs a pinned request less than the
+    # context manager.
+    cancel = _Canceller()
+    timer = asyncio.get_running_loop().call_later(timeout_s, cancel)
     try:
         return await _read_body(request.receive, limit)
     except asyncio.CancelledError:
-        if expired:
-            task.uncancel()
+        if cancel.caused():
             raise GatewayError(408, f"the request body did not arrive within {timeout_s:g} s",
                                code="request_timeout") from None
         raise
@@ -115,17 +105,13 @@ async def while_connected(request: Request, work: Awaitable[T]) -> T:
     so that a gone client's upstream call and slots are freed at once, not when the
     upstream answers. Only for after the body is read (the next ASGI message is then the
     disconnect)."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
+    cancel = _Canceller()
     watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
-        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
-        gone = True
-        task.cancel()
+        cancel()
 
     def start() -> None:
         nonlocal watcher
@@ -135,11 +121,33 @@ async def while_connected(request: Request, work: Awaitable[T]) -> T:
     try:
         return await work
     except asyncio.CancelledError:
-        if gone:
-            task.uncancel()
+        if cancel.caused():
             raise ClientGone from None
         raise
     finally:
         timer.cancel()
         if watcher is not None:
             watcher.cancel()
+
+
+class _Canceller:
+    """Cancels the task that made it, when called (a timer's or a watcher's callback), and
+    tells that cancellation apart from any other: :meth:`caused` then takes it back, so
+    the task goes on to answer (a 408, a 499) instead of ending cancelled."""
+
+    __slots__ = ("_fired", "_task")
+
+    def __init__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._task, self._fired = task, False
+
+    def __call__(self) -> None:
+        self._fired = True
+        self._task.cancel()
+
+    def caused(self) -> bool:
+        """Whether the task's CancelledError is this one's (then it is uncancelled)."""
+        if self._fired:
+            self._task.uncancel()
+        return self._fired

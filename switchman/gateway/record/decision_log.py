@@ -72,7 +72,6 @@ CREATE TABLE IF NOT EXISTS feedback (
 CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id);
 """
 _ONE_DECISION = "(" + ",".join("?" * 22) + ")"
-_INSERT_DECISION = "INSERT OR REPLACE INTO decisions VALUES " + _ONE_DECISION
 #: Decisions per INSERT statement. executemany runs one statement per row, and the sqlite3
 #: module lets go of the GIL around each: under load that is two GIL hand-overs per row
 #: with the event loop, which cost both threads more than the insert itself (the writer
@@ -356,7 +355,7 @@ class DecisionLog:
         except sqlite3.Error:
             # One bad row must not take the batch with it: retry row by row.
             for row in rows:
-                self._insert_one(conn, _INSERT_DECISION, row)
+                self._insert_one(conn, _insert_decisions(1), row)
             for row in feedback:
                 self._insert_one(conn, _INSERT_FEEDBACK, row)
         finally:  # written or lost, each response stays known (and the unwritten bounded)
