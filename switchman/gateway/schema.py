@@ -265,7 +265,8 @@ class ChatRequest:
     max_tokens: int | None
     needs: frozenset[str]
     text: str
-    prompt_tokens: int
+    prompt_tokens: int  # estimated (characters / 4): what routing and pricing plan with
+    prompt_tokens_max: int  # what the messages can tokenize to at most (budget holds)
     prefs: Preferences = field(default_factory=Preferences)
 
 
@@ -364,12 +365,20 @@ def _check_tools(tools: Any) -> None:
                               "schema)", f"{where}.function.parameters")
 
 
-def _messages(messages: Any, needs: set[str]) -> tuple[list[str], int]:
+def _utf8_length(text: str) -> int:
+    """UTF-8 bytes of ``text``: no tokenizer makes more tokens of a text than it has bytes
+    (byte-level BPE and byte fallback bottom out at one token a byte)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _messages(messages: Any, needs: set[str]) -> tuple[list[str], int, int]:
+    """The messages' texts, their estimated prompt tokens, and the most tokens they can
+    be (:func:`_utf8_length` plus the same per-part and per-message allowances)."""
     if not isinstance(messages, list):
         raise bad_request("messages must be a list of message objects", "messages")
     if not messages:
         raise bad_request("messages must not be empty", "messages")
-    texts, chars, extra = [], 0, 0
+    texts, chars, extra, most = [], 0, 0, 0
     for i, message in enumerate(messages):
         param = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -389,8 +398,9 @@ def _messages(messages: Any, needs: set[str]) -> tuple[list[str], int]:
             text += _tool_calls_text(tool_calls, f"{param}.tool_calls")
         texts.append(text)
         chars += len(text)
+        most += _utf8_length(text)
         extra += part_tokens + 4  # per-message framing tokens
-    return texts, int(chars / CHARS_PER_TOKEN) + extra
+    return texts, int(chars / CHARS_PER_TOKEN) + extra, most + extra
 
 
 def parse_chat_request(body: Any, headers: Mapping[str, str],
@@ -403,7 +413,7 @@ def parse_chat_request(body: Any, headers: Mapping[str, str],
     if not isinstance(model, str) or not model:
         raise bad_request("model is required and must be a non-empty string", "model")
     needs: set[str] = set()
-    texts, prompt_tokens = _messages(body.get("messages"), needs)
+    texts, prompt_tokens, prompt_tokens_max = _messages(body.get("messages"), needs)
 
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -431,7 +441,9 @@ def parse_chat_request(body: Any, headers: Mapping[str, str],
         _check_tools(tools)
         if tools:
             needs.add("tools")
-            prompt_tokens += int(sum(len(str(t)) for t in tools) / CHARS_PER_TOKEN)
+            described = [str(t) for t in tools]
+            prompt_tokens += int(sum(map(len, described)) / CHARS_PER_TOKEN)
+            prompt_tokens_max += sum(map(_utf8_length, described))
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str) and not (
             isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
@@ -453,7 +465,8 @@ def parse_chat_request(body: Any, headers: Mapping[str, str],
     return ChatRequest(body=body, model=model, messages=body["messages"], stream=stream,
                        include_usage=include_usage, max_tokens=max_tokens,
                        needs=frozenset(needs), text="\n\n".join(texts),
-                       prompt_tokens=prompt_tokens, prefs=prefs)
+                       prompt_tokens=prompt_tokens, prompt_tokens_max=prompt_tokens_max,
+                       prefs=prefs)
 
 
 def _model_list(value: Any, param: str, known: frozenset[str]) -> tuple[str, ...]:

@@ -2,9 +2,10 @@
 model; never exceeded under concurrent requests; restored from the log after a restart.
 
 The test upstream bills every answer as 100 prompt + 20 completion tokens, so ``mid``
-(1 and 2 USD per million) costs 1.4e-4 per request. The prompt below is estimated at 104
-tokens, so a request with ``max_tokens: 20`` reserves 2 x 104 + 20 output tokens' worth
-(2.48e-4 on mid, 2.48e-5 on cheap) before the call: never less than what it is billed.
+(1 and 2 USD per million) costs 1.4e-4 per request. The prompt below is 40 bytes, so a
+request with ``max_tokens: 20`` reserves 40 + 4 (framing) + 64 (template) prompt tokens
+and 20 output tokens' worth (1.48e-4 on mid, 1.48e-5 on cheap) before the call: never
+less than what it is billed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from gateway_support import gateway_state
 
-BODY = {"model": "mid", "messages": [{"role": "user", "content": "x " * 200}], "max_tokens": 20}
+BODY = {"model": "mid", "messages": [{"role": "user", "content": "x " * 20}], "max_tokens": 20}
 COST = 1.4e-4
 
 
@@ -27,7 +28,7 @@ def _spent(state) -> float:
 
 
 def test_a_spent_budget_refuses_with_what_was_spent_and_when_it_resets(make_gateway) -> None:
-    budget = {"name": "team", "usd": 5e-4, "period": "day"}
+    budget = {"name": "team", "usd": 4e-4, "period": "day"}
     with make_gateway(budgets=[budget]) as gw, httpx.Client(base_url=gw.url) as http:
         statuses = [http.post("/v1/chat/completions", json=BODY) for _ in range(3)]
         assert [r.status_code for r in statuses] == [200, 200, 429]

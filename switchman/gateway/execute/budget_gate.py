@@ -1,11 +1,14 @@
 """Before each upstream call: hold the most it can cost against the budgets covering it.
 
-The worst case counts twice the prompt's estimated tokens (the estimate is characters / 4,
-and text that tokenizes worse, code or other scripts, runs to about half that) and the
-longest answer the call allows: the request's ``max_tokens``, else the model's
-``max_output_tokens``, else what is left of its context window. A model whose worst case
-does not fit is passed over (a cheaper one of the plan may fit); the measured cost replaces
-the hold when the request settles.
+The worst case counts the most tokens the prompt can be, one per UTF-8 byte of its text
+(no tokenizer makes more), plus ``TEMPLATE_TOKENS`` for what the upstream's chat template
+adds (role markers, a default system prompt: llama.cpp's SmolLM2 template bills a 7-byte
+"Say hi." as 33 prompt tokens), and the longest answer the call allows: the request's
+``max_tokens``, else the model's ``max_output_tokens``, else what is left of its context
+window. Twice the characters / 4 estimate, held before, was no bound: seven such requests
+at once held $0.026 each against a $0.20 budget, were billed $0.049 each, and spent $0.33.
+A model whose worst case does not fit is passed over (a cheaper one of the plan may fit);
+the measured cost replaces the hold when the request settles.
 """
 
 from __future__ import annotations
@@ -32,11 +35,16 @@ class BudgetRefusal(Exception):
                                                                    budgets)
 
 
+#: Prompt tokens a chat template may add to the messages' own (generous: templates add a
+#: few per message, which the bound counts already, and some a short system prompt).
+TEMPLATE_TOKENS = 64
+
+
 def worst_case_cost(model: Model, req: ChatRequest) -> float:
     """Dollars the call can cost at most."""
     out = req.max_tokens or model.max_output_tokens \
         or max(1, model.context_window - req.prompt_tokens)
-    return model.cost_usd(2 * req.prompt_tokens, out)
+    return model.cost_usd(req.prompt_tokens_max + TEMPLATE_TOKENS, out)
 
 
 class BudgetGate:
