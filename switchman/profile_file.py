@@ -4,7 +4,7 @@
 (``profiles/<model>.json``), or alone (``--out FILE.json``), and a router in the serving
 configuration takes pool models in from such files (``routers[].profiles``) without a
 router directory per pool. A profile is only meaningful against the router it was made
-with (its anchor weights are over that router's trained models, its residuals over that
+with (its coefficients are over that router's trained models, its residuals over that
 router's tasks), so the file names that router by the fingerprint of its trained part
 (``router.id``), and a router refuses a file made against another.
 

@@ -46,11 +46,11 @@ from switchman.features import Features, featurize, make_features
 from switchman.features.task_classifier import TaskClassifier, label_tasks, task_codes
 from switchman.profile_file import ProfileFile, profile_file_name, write_profile_file
 from switchman.profiles import (
+    DEFAULT_PRIOR,
     AddedModels,
+    PopulationPrior,
     Profile,
-    coverage_weights,
     fit_profile,
-    offset_prior,
     select_prompts,
 )
 
@@ -305,16 +305,15 @@ class Router:
             anchors = self.estimator.predict(features)
         anchors = self._observed_where_known(prompts, anchors)
         row_of = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
-        prior = None if self.training_quality_ is None else offset_prior(self.training_quality_)
+        prior = (DEFAULT_PRIOR if self.training_quality_ is None
+                 else PopulationPrior.fit(self.training_quality_))
         for name in names:
             rows = outcomes[outcomes["model"] == name]
             index = rows["prompt_id"].map(row_of).to_numpy()
             self._drop_profile(name)
             answered = features.rows(index)
-            represents = (None if self.training_embeddings_ is None else
-                          coverage_weights(answered.embeddings, self.training_embeddings_))
             self.profiles_.append(fit_profile(name, source, rows["quality"].to_numpy(),
-                                              anchors[index], answered, represents, prior))
+                                              anchors[index], answered, prior))
             self.cost_model_.append(answered, rows["input_tokens"].to_numpy(float),
                                     rows["output_tokens"].to_numpy(float),
                                     rows["cost_usd"].to_numpy(float),

@@ -27,9 +27,8 @@ from switchman.features import Features  # noqa: E402
 from switchman.profile_file import ProfileFileError, read_profile_file  # noqa: E402
 from switchman.profiles import (  # noqa: E402
     AddedModels,
-    coverage_weights,
+    PopulationPrior,
     fit_profile,
-    offset_prior,
     select_prompts,
 )
 from switchman.router import Router, new_router  # noqa: E402
@@ -40,28 +39,56 @@ NEW = ["gemma-2-9b-it", "llama-3.1-8b-instruct"]  # held out of training, added 
 # ------------------------------------------------------------------ the profile's math
 
 
-def test_a_model_that_answers_like_an_anchor_is_placed_on_it() -> None:
+def _population(rng: np.random.Generator, n: int, m: int, level: float = 0.02,
+                noise: float = 0.05) -> np.ndarray:
+    """Outcome columns (n, m) drawn as the profile's prior assumes: a shared mean column,
+    each model's deviation from two latent prompt traits, a level and noise of its own."""
+    mean = rng.uniform(0.3, 0.7, n)
+    traits = rng.normal(size=(n, 2)) * 0.2
+    loadings = rng.normal(size=(2, m))
+    levels = rng.normal(size=m) * np.sqrt(level)
+    return mean[:, None] + traits @ loadings + levels + rng.normal(size=(n, m)) * np.sqrt(noise)
+
+
+def test_the_prior_is_measured_on_the_trained_models() -> None:
     rng = np.random.default_rng(0)
-    anchors = (rng.random((60, 4)) < [0.2, 0.5, 0.7, 0.9]).astype(float)
-    answered = np.zeros((60, 8), dtype=np.float32)
-    answered[:, 0] = 1.0
-    profile = fit_profile("new", "t", anchors[:, 2], anchors, Features(answered, np.zeros(60)))
-    assert profile.weights.argmax() == 2 and profile.weights[2] > 0.99
-    predicted = rng.random((5, 4))
-    unlike = np.zeros((5, 8), dtype=np.float32)  # prompts unlike those it answered
-    unlike[:, -1] = 1.0
-    assert np.allclose(profile.predict(predicted, Features(unlike, np.zeros(5))),
-                       predicted[:, 2], atol=0.02)
+    prior = PopulationPrior.fit(_population(rng, 400, 12))
+    assert 0.5 * 0.02 < prior.level < 2.0 * 0.02
+    # the others' own noise is part of their measured covariance, so some of a column's
+    # noise is read as shared variation: noise is a little over, shared under one
+    assert 0.05 < prior.noise < 1.5 * 0.05
+    assert prior.shared > 0.1  # the left-out model varies as the others do
+    noisy = PopulationPrior.fit(_population(rng, 400, 12, noise=0.2))
+    assert noisy.noise > 2 * prior.noise
 
 
-def test_an_offset_model_keeps_its_own_level() -> None:
+def test_a_model_that_answers_like_a_trained_one_follows_it() -> None:
     rng = np.random.default_rng(1)
-    anchors = rng.random((80, 3)) * 0.5
-    observed = np.clip(anchors[:, 1] + 0.3, 0, 1)
-    emb = Features(np.zeros((80, 4), dtype=np.float32), np.zeros(80))
-    profile = fit_profile("new", "t", observed, anchors, emb)
-    assert profile.weights.argmax() == 1
-    assert abs(float(profile.offsets[1]) - 0.3) < 0.01  # shrunk by one pseudo-prompt in 81
+    trained = _population(rng, 300, 6)
+    prior = PopulationPrior.fit(trained)
+    emb = Features(np.zeros((300, 4), np.float32), np.zeros(300))
+    profile = fit_profile("new", "t", trained[:, 2], trained, emb, prior)
+    assert profile.weights.argmax() == 2
+    assert np.isclose(profile.weights.sum(), 1.0)
+    elsewhere = _population(np.random.default_rng(2), 50, 6)
+    unlike = Features(np.zeros((50, 4), np.float32), np.zeros(50))
+    predicted = profile.predict(np.clip(elsewhere, 0, 1), unlike)
+    target, average = np.clip(elsewhere[:, 2], 0, 1), np.clip(elsewhere, 0, 1).mean(axis=1)
+    assert np.abs(predicted - target).mean() < 0.5 * np.abs(average - target).mean()
+
+
+def test_a_shifted_model_keeps_its_level_as_its_answers_accumulate() -> None:
+    rng = np.random.default_rng(3)
+    trained = np.clip(_population(rng, 400, 5, noise=0.01), 0.0, 0.7)
+    prior = PopulationPrior.fit(trained)
+    observed = trained[:, 1] + 0.25 + rng.normal(size=400) * 0.1
+    errors = []
+    for n in (10, 40, 400):
+        emb = Features(np.zeros((n, 4), np.float32), np.zeros(n))
+        profile = fit_profile("new", "t", observed[:n], trained[:n], emb, prior)
+        placed = trained @ profile.weights + profile.offsets[0]  # on all 400 prompts
+        errors.append(abs(float((placed - trained[:, 1]).mean()) - 0.25))
+    assert errors[2] < 0.03 and errors[2] < errors[0]
 
 
 def test_added_models_predict_as_one_map_what_each_profile_predicts() -> None:
@@ -92,8 +119,6 @@ def test_selection_is_deterministic_and_covers_every_region() -> None:
     picks = select_prompts(emb, 5)
     assert np.array_equal(picks, select_prompts(emb.copy(), 5))
     assert sorted(p // 60 for p in picks) == [0, 1, 2, 3, 4]  # one per region
-    weights = coverage_weights(emb[picks], emb)
-    assert np.allclose(weights, 61.0)  # each stands for its 60 prompts (plus itself)
 
 
 def test_selection_gives_every_task_its_share_however_tight_its_prompts() -> None:
@@ -126,17 +151,16 @@ def test_picks_are_shared_out_by_task_size(n: int, sizes: list[int], shares: lis
     assert _allocate(n, sizes) == shares
 
 
-def test_offsets_are_shrunk_by_the_trained_models_own_spread() -> None:
+def test_few_answers_are_shrunk_toward_the_population_as_its_spread_says() -> None:
     rng = np.random.default_rng(5)
-    close = (rng.random((400, 1)) < 0.6).astype(float)
-    other = (rng.random((400, 1)) < 0.3).astype(float)
-    trained = np.hstack([close, close, other, other])
-    assert offset_prior(trained) < 0.001  # each model has a twin: offsets are rare
-    observed = (rng.random(10) < 0.9).astype(float)
+    trained = np.clip(_population(rng, 200, 6), 0, 1)
+    observed = np.ones(10)  # ten right answers: a strong model, or a lucky one
     emb = Features(np.zeros((10, 4), np.float32), np.zeros(10))
-    few = fit_profile("new", "t", observed, trained[:10], emb, offset_variance=1e-4)
-    free = fit_profile("new", "t", observed, trained[:10], emb)
-    assert np.abs(few.offsets).max() < np.abs(free.offsets).max()
+    tight = PopulationPrior(shared=1.0, level=1e-4, noise=0.15)
+    loose = PopulationPrior(shared=1.0, level=0.05, noise=0.15)
+    levels = [float(fit_profile("new", "t", observed, trained[:10], emb, p).offsets[0])
+              for p in (tight, loose)]
+    assert 0.0 < levels[0] < 0.01 < levels[1]  # models that stray little are believed less
 
 
 def test_cost_model_reprices_and_appends_columns() -> None:
