@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -278,4 +281,38 @@ def test_a_header_with_a_line_break_is_refused() -> None:
             await pool.post(server.url, b"", {"authorization": "Bearer k\r\nx-evil: 1"}, FAST)
         assert server.requests == []
 
+    run(case)
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_verifies_the_upstream_certificate(tmp_path, monkeypatch) -> None:
+    cert, key = _self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+
+    async def case(server: ScriptServer, pool: http1.Pool) -> None:
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(lambda: Script(server), "127.0.0.1", 0,
+                                            ssl=served)
+        url = f"https://localhost:{listener.sockets[0].getsockname()[1]}/v1/x"
+        try:
+            with pytest.raises(http1.ConnectError):  # not signed by a trusted authority
+                await pool.post(url, b"", {}, FAST)
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now it is trusted
+            http1._tls_context.cache_clear()
+            server.answers = [ok(b"over tls")]
+            assert (await pool.post(url, b"{}", {}, FAST))[2] == b"over tls"
+            assert server.requests[0].startswith(b"POST /v1/x HTTP/1.1\r\nHost: localhost:")
+        finally:
+            listener.close()
+            http1._tls_context.cache_clear()
+
+    http1._tls_context.cache_clear()
     run(case)
