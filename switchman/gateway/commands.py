@@ -103,8 +103,18 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     _collect_garbage_less_often()
     try:
-        where = {"fd": int(listen_fd)} if listen_fd is not None else {"host": host, "port": port}
-        uvicorn.run(app, log_level="info", **where, **server_options(config))
+        if listen_fd is None:
+            uvicorn.run(app, host=host, port=port, log_level="info", **server_options(config))
+        else:
+            # Not uvicorn's fd=: it takes a passed socket for a Unix one, so its TCP
+            # connections never got TCP_NODELAY and every answer written in two pieces
+            # waited out delayed ACKs (2 workers served 1,450 requests/s where 1 served
+            # 6,000, both mostly idle). socket(fileno=) reads the socket's real family.
+            import socket
+
+            server = uvicorn.Server(uvicorn.Config(app, log_level="info",
+                                                   **server_options(config)))
+            server.run(sockets=[socket.socket(fileno=int(listen_fd))])
     finally:
         _stop_local_models(app)  # already stopped by the lifespan unless uvicorn never ran it
     return 0

@@ -95,14 +95,16 @@ def running_gateway(raw: dict[str, Any]) -> Iterator[ServerThread]:
 
 @contextlib.contextmanager
 def serve_process(config: Path, log_path: Path, env: dict[str, str] | None = None,
-                  cwd: Path | str | None = None, ready_s: float = 60) -> Iterator[str]:
-    """``switchman serve --config CONFIG`` in a process of its own, its output in
+                  cwd: Path | str | None = None, ready_s: float = 60,
+                  options: tuple[str, ...] = ()) -> Iterator[str]:
+    """``switchman serve --config CONFIG [OPTIONS]`` in a process of its own, its output in
     ``log_path``; yields its base URL once /healthz answers (stopped on exit)."""
     port = free_port()
     env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     with log_path.open("w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "switchman.gateway", "serve",
-                                 "--config", str(config), "--port", str(port)], cwd=cwd,
+                                 "--config", str(config), "--port", str(port), *options],
+                                cwd=cwd,
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
         url = f"http://127.0.0.1:{port}"
         try:
