@@ -265,6 +265,15 @@ def test_a_slow_reader_pauses_the_socket() -> None:
     run(case)
 
 
+def test_a_whole_answer_larger_than_the_high_water_mark_is_read() -> None:
+    async def case(server: ScriptServer, pool: http1.Pool) -> None:
+        big = b"z" * (5 << 20)
+        server.answers = [ok(big)]
+        assert (await pool.post(server.url, b"", {}, FAST))[2] == big
+
+    run(case)
+
+
 def test_unreachable_hosts_and_bad_urls_are_connect_errors() -> None:
     async def case(server: ScriptServer, pool: http1.Pool) -> None:
         with pytest.raises(http1.ConnectError):

@@ -126,26 +126,31 @@ class Response:
         self.headers = connection.headers  # lower-case names, latin-1 values
 
     async def read(self) -> bytes:
-        """The whole body."""
+        """The whole body. Taken as it arrives, so that a body larger than the high-water
+        mark does not pause the socket with nobody left to resume it."""
         connection = self._connection
+        parts = [connection.take_all()]
         while not connection.complete:
             await connection.more()
-        return connection.take_all()
+            parts.append(connection.take_all())
+        return b"".join(parts)
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The body's lines, each with its ``\\n`` (the last one may lack it)."""
         connection = self._connection
-        pending = b""
+        partial: list[bytes] = []  # a line still arriving, in pieces (joined once, at its end)
         while True:
             piece = connection.take_all()
-            if piece:
-                pending += piece
-                *whole, pending = pending.split(b"\n")
+            if b"\n" in piece:
+                *whole, rest = b"".join([*partial, piece]).split(b"\n")
+                partial = [rest] if rest else []
                 for line in whole:
                     yield line + b"\n"
+            elif piece:
+                partial.append(piece)
             elif connection.complete:
-                if pending:
-                    yield pending
+                if partial:
+                    yield b"".join(partial)
                 return
             else:
                 await connection.more()
