@@ -72,6 +72,8 @@ class ProtocolError(HTTPError):
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
+    """One call's limits: the connection's set-up, every wait for data, the whole call."""
+
     connect_s: float
     first_byte_s: float
     total_s: float
