@@ -355,17 +355,12 @@ class Pool:
     async def post(self, url: str, body: bytes, headers: Mapping[str, str],
                    timeouts: Timeouts) -> tuple[int, dict[str, str], bytes]:
         """POST and read the whole answer: (status, headers, body)."""
-        response = await self.open(url, body, headers, timeouts)
-        try:
-            data = await response.read()
-        finally:
-            response._connection.finish()
-        return response.status, response.headers, data
+        async with self.stream(url, body, headers, timeouts) as response:
+            return response.status, response.headers, await response.read()
 
-    async def open(self, url: str, body: bytes, headers: Mapping[str, str],
+    async def _request(self, url: str, body: bytes, headers: Mapping[str, str],
                    timeouts: Timeouts) -> Response:
-        """POST and return once the headers are in; the caller reads the body and then
-        calls ``finish()`` on the response's connection (``stream`` does both)."""
+        """POST and return once the headers are in (``stream`` finishes the connection)."""
         target = _target(url)
         request = (target.head + _header_lines(tuple(headers.items()))
                    + b"Content-Length: %d\r\n\r\n" % len(body) + body)
@@ -379,9 +374,9 @@ class Pool:
     @contextlib.asynccontextmanager
     async def stream(self, url: str, body: bytes, headers: Mapping[str, str],
                      timeouts: Timeouts) -> AsyncIterator[Response]:
-        """``open`` as a context: the response, its connection finished however the
-        caller leaves."""
-        response = await self.open(url, body, headers, timeouts)
+        """The response once its headers are in, as a context: its connection finished
+        (pooled again, or closed) however the caller leaves."""
+        response = await self._request(url, body, headers, timeouts)
         try:
             yield response
         finally:
