@@ -21,7 +21,7 @@ from switchman.features.task_classifier import TaskClassifier
 
 
 def test_word_and_character_blocks() -> None:
-    counts = lexical_features(["Enzyme kinetics", "", "ab", "x"])
+    counts = lexical_features(["Enzyme kinetics", "", "ab", "x"]).csr()
     assert counts.shape == (4, LEXICAL_WIDTH) and counts.dtype == np.float32
     first = counts[0].indices
     # 2 words + 1 bigram; "enzyme kinetics" has 13 + 12 + 11 character 3/4/5-grams
@@ -33,11 +33,11 @@ def test_word_and_character_blocks() -> None:
 
 
 def test_counts_are_stateless_case_blind_and_count_repeats() -> None:
-    batch = lexical_features(["Tort LAW", "the same words", "ünïcödé 漢字テキスト 🙂 text"])
-    alone = lexical_features(["tort law"])
+    batch = lexical_features(["Tort LAW", "the same words", "ünïcödé 漢字テキスト 🙂 text"]).csr()
+    alone = lexical_features(["tort law"]).csr()
     assert (batch[0] != alone[0]).nnz == 0  # same row whatever else is in the batch
     assert batch[2].nnz > 0
-    repeated = lexical_features(["zzzzzz"])  # 'zzz' x4, 'zzzz' x3, 'zzzzz' x2, word x1
+    repeated = lexical_features(["zzzzzz"]).csr()  # 'zzz' x4, 'zzzz' x3, 'zzzzz' x2, word x1
     assert sorted(repeated.data.tolist()) == [1.0, 2.0, 3.0, 4.0]
 
 

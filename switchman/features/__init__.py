@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
-from switchman.features.lexical import lexical_features
+from switchman.features.lexical import NgramCounts, lexical_features
 
 if TYPE_CHECKING:
     from switchman.embed import Encoder
@@ -34,9 +33,9 @@ class Features:
     #: Training only: each prompt's labelled task (the outcomes table's ``task``) as an
     #: index into the columns of ``task_probs``; never present when routing.
     task_ids: np.ndarray | None = None
-    #: Hashed word and character n-gram counts (sparse CSR), see ``lexical_features``;
-    #: only made when a task classifier reads them.
-    lexical: sparse.csr_matrix | None = None
+    #: Hashed word and character n-gram counts, see ``lexical_features``; only made when a
+    #: task classifier reads them.
+    lexical: NgramCounts | None = None
     #: (n, n_tasks) P(task | prompt) from the router's task classifier, computed once per
     #: prompt for every estimator; out of fold for training prompts (see ``task_classifier``).
     task_probs: np.ndarray | None = None
@@ -71,8 +70,9 @@ class Features:
         def pick(values: Any) -> Any:
             return None if values is None else values[index]
 
+        lexical = None if self.lexical is None else self.lexical.rows(index)
         return Features(self.embeddings[index], self.log_chars[index], pick(self.task_ids),
-                        pick(self.lexical), pick(self.task_probs))
+                        lexical, pick(self.task_probs))
 
     def dense(self) -> np.ndarray:
         """Embedding plus a standardised length column, for the linear families."""

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from switchman.features import Features
+from switchman.features.lexical import NgramCounts
 
 #: Weight of the embedding classifier in the log-linear blend with the lexical one, and
 #: the regularisation of each; chosen by 3-fold cross-validation of task accuracy on the
@@ -93,7 +94,7 @@ class TaskClassifier:
         self.coef_, self.intercept_ = _per_class(classifier)  # (d + 1, n_tasks), (n_tasks,)
         self.idf_ = np.zeros(0, dtype=np.float32)
         if features.lexical is not None:
-            counts = features.lexical
+            counts = features.lexical.csr()
             doc_freq = np.bincount(counts.indices, minlength=counts.shape[1])
             self.idf_ = (np.log((1 + counts.shape[0]) / (1 + doc_freq)) + 1).astype(np.float32)
             # one-vs-rest classes are fitted in parallel threads (the SGD loop frees the GIL)
@@ -123,17 +124,17 @@ class TaskClassifier:
                                      + (1 - _EMBEDDING_SHARE) * lexical)
         return np.exp(log_probs)
 
-    def _lexical_scores(self, counts: sparse.csr_matrix) -> np.ndarray:
+    def _lexical_scores(self, counts: NgramCounts) -> np.ndarray:
         """(n, n_tasks) tf-idf @ the lexical weights. One prompt (the gateway's case) skips
         scipy: its ~250 non-zero columns' weight rows are gathered and summed with numpy,
-        the same arithmetic as ``_tfidf(counts) @ coef`` without building two sparse
-        matrices (~4x cheaper); a batch goes through scipy, whose product scales. The rows
+        the same arithmetic as ``_tfidf(counts.csr()) @ coef`` without building a sparse
+        matrix (~4x cheaper); a batch goes through scipy, whose product scales. The rows
         are gathered with ``np.take``, which copies rows several times faster than fancy
         indexing does (a long prompt's ~3,500 rows: ~30 instead of ~160 us)."""
-        if counts.shape[0] != 1:
-            return _tfidf(counts, self.idf_) @ self.lexical_coef_
+        if len(counts) != 1:
+            return _tfidf(counts.csr(), self.idf_) @ self.lexical_coef_
         columns = counts.indices
-        weights = (1.0 + np.log(counts.data, dtype=np.float32)) * self.idf_.take(columns)
+        weights = (1.0 + np.log(counts.counts, dtype=np.float32)) * self.idf_.take(columns)
         weights /= np.float32(max(float(np.sqrt(weights @ weights)), 1e-12))
         return (weights @ self.lexical_coef_.take(columns, axis=0))[None, :]
 
