@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from switchman.estimators.base import clip_unit
 from switchman.features import Features
 
 #: Kernel width and shrinkage of the residual read-back (as ``KNNEstimator``'s defaults: a
@@ -137,7 +138,7 @@ class AddedModels:
             out[:, self.task_columns] += _by_column(features.task_probs, self.task_residuals)
         for j in self.kernel_columns:
             out[:, j] += self.profiles[j].local(features)
-        return np.clip(out, 0.0, 1.0)
+        return clip_unit(out)
 
 
 def _by_column(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -92,6 +92,12 @@ def sub_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nda
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
+def clip_unit(values: np.ndarray) -> np.ndarray:
+    """``np.clip(values, 0.0, 1.0)``, the same floats (NaN stays NaN), as two ufunc calls:
+    np.clip's Python wrapper costs ~4 us, and a routed prompt clips five times."""
+    return np.minimum(np.maximum(values, 0.0), 1.0)
+
+
 def shrink(total: np.ndarray, weight: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
     """Weighted mean pulled toward ``prior``: (sum w q + s prior) / (sum w + s).
 

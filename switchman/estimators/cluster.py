@@ -31,20 +31,23 @@ class ClusterEstimator(QualityEstimator):
         counts = np.bincount(labels, minlength=k).astype(float)
         sums = np.zeros((k, quality.shape[1]))
         np.add.at(sums, labels, quality)
-        self.centroids_ = kmeans.cluster_centers_.astype(np.float32)
+        self._set_centroids(kmeans.cluster_centers_.astype(np.float32))
         self.cluster_quality_ = shrink(sums, counts[:, None], prior[None, :], self.shrinkage)
         return self
 
+    def _set_centroids(self, centroids: np.ndarray) -> None:
+        self.centroids_ = centroids
+        self.squared_norms_ = (centroids**2).sum(axis=1)  # the same for every prompt
+
     def predict(self, features: Features) -> np.ndarray:
-        emb = features.embeddings
         # argmin of squared distance = argmax of (2 x.c - |c|^2) for any x
-        score = 2.0 * emb @ self.centroids_.T - (self.centroids_**2).sum(axis=1)[None, :]
+        score = 2.0 * features.embeddings @ self.centroids_.T - self.squared_norms_
         return self.cluster_quality_[np.argmax(score, axis=1)]
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"centroids": self.centroids_, "cluster_quality": self.cluster_quality_}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> ClusterEstimator:
-        self.centroids_ = arrays["centroids"]
+        self._set_centroids(arrays["centroids"])
         self.cluster_quality_ = arrays["cluster_quality"]
         return self

@@ -38,8 +38,8 @@ class KNNEstimator(QualityEstimator):
         k = min(self.k, self.train_embeddings_.shape[0])
         for start in range(0, n, _CHUNK):
             sims = features.similarity(self.train_embeddings_, start, start + _CHUNK)
-            if k < sims.shape[1]:
-                idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            if k < sims.shape[1]:  # increasing within a row: summed in the order top_k gives
+                idx = np.sort(np.argpartition(-sims, k - 1, axis=1)[:, :k], axis=1)
             else:
                 idx = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
             top = np.take_along_axis(sims, idx, axis=1)
@@ -51,15 +51,15 @@ class KNNEstimator(QualityEstimator):
         return out
 
     def _predict_one(self, features: Features) -> np.ndarray:
-        """``predict`` for one prompt, a server's case: the same operations on the one row
-        of similarities, indexed directly (no ``take_along_axis``, broadcast index or
-        batch einsum, whose set-up costs more than the arithmetic here). The weighted sum
-        is einsum's over the same neighbours in the same order, so the floats are equal."""
-        sims = features.similarity(self.train_embeddings_)[0]
-        k = min(self.k, len(sims))
-        idx = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else slice(None)
-        weights = np.exp((sims[idx] - 1.0) / self.temperature)
-        totals = np.einsum("k,km->m", weights, self.train_quality_[idx])
+        """``predict`` for one prompt, a server's case: its neighbours from
+        ``Features.neighbours`` (shared with other searches of the same training prompts),
+        and no ``take_along_axis``, broadcast index or batch einsum, whose set-up costs more
+        than the arithmetic here. Neighbours come in increasing order, as the batch's rows
+        are sorted, and the sum is einsum's in that order: the floats are equal."""
+        k = min(self.k, len(self.train_embeddings_))
+        idx, top = features.neighbours(self.train_embeddings_, k)
+        weights = np.exp((top - 1.0) / self.temperature)
+        totals = np.einsum("k,km->m", weights, self.train_quality_.take(idx, axis=0))
         return shrink(totals, weights.sum(), self.prior_, self.shrinkage)[None, :]
 
     def state_arrays(self) -> dict[str, np.ndarray]:

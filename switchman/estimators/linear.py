@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import QualityEstimator, RoutingCosts
+from switchman.estimators.base import QualityEstimator, RoutingCosts, clip_unit
 from switchman.features import Features
 
 _ALPHAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -31,7 +31,7 @@ class LinearEstimator(QualityEstimator):
         return self
 
     def predict(self, features: Features) -> np.ndarray:
-        return np.clip(features.dense() @ self.coef_ + self.intercept_, 0.0, 1.0)
+        return clip_unit(features.dense() @ self.coef_ + self.intercept_)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef_, "intercept": self.intercept_}

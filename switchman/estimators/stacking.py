@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from switchman.estimators.base import QualityEstimator, RoutingCosts, sub_state
+from switchman.estimators.base import QualityEstimator, RoutingCosts, clip_unit, sub_state
 from switchman.estimators.caution import (
     Trial,
     lift_top,
@@ -250,11 +250,11 @@ class StackingEstimator(QualityEstimator):
         bases or einsum's set-up, which cost more than the sum for one prompt.
         """
         if not used:  # no base has weight: the intercepts alone
-            return np.clip(np.zeros((n, len(intercept))) + intercept, 0.0, 1.0)
+            return clip_unit(np.zeros((n, len(intercept))) + intercept)
         blended = predictions[used[0]] * weights[:, used[0]]
         for b in used[1:]:
             blended = blended + predictions[b] * weights[:, b]
-        return np.clip(blended + intercept, 0.0, 1.0)
+        return clip_unit(blended + intercept)
 
     def _lifted(self, predicted: np.ndarray) -> np.ndarray:
         return predicted if self.top_model_ < 0 else lift_top(predicted, self.top_model_)

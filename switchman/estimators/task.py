@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from switchman.estimators.base import QualityEstimator, RoutingCosts, shrink, sub_state
+from switchman.estimators.base import QualityEstimator, RoutingCosts, clip_unit, shrink, sub_state
 from switchman.estimators.knn import KNNEstimator
 from switchman.features import Features
 from switchman.features.task_classifier import task_totals
@@ -68,7 +68,7 @@ class TaskMixtureEstimator(QualityEstimator):
         predicted = self._task_predict(features)
         if self.local_ is not None:
             predicted = predicted + self.local_.predict(features)
-        return np.clip(predicted, 0.0, 1.0)
+        return clip_unit(predicted)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {"task_quality": self.task_quality_}

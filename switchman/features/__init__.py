@@ -8,6 +8,7 @@ n-grams and ``task_classifier`` the P(task | prompt) that fills ``Features.task_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,9 @@ class Features:
     #: Similarities already computed, by training matrix (see ``similarity``).
     _similarities: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    #: One prompt's nearest training rows already found, by (training matrix, k).
+    _neighbours: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def similarity(self, reference: np.ndarray, start: int = 0,
                    stop: int | None = None) -> np.ndarray:
@@ -63,6 +67,20 @@ class Features:
             self._similarities[id(reference)] = found
         return found[1][start:stop]
 
+    def neighbours(self, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One prompt's ``k`` most similar rows of ``reference``: their indices, increasing,
+        and their similarities. A kNN and a task mixture's local residuals that search the
+        same training prompts for the same k share one search."""
+        if len(self) != 1:
+            raise ValueError("neighbours() is for one prompt; a batch partitions its rows")
+        found = self._neighbours.get((id(reference), k))
+        if found is None:  # the similarity cache keeps the reference, so its id stays its own
+            similarities = self.similarity(reference)[0]
+            index = top_k(similarities, k)
+            found = (index, similarities[index])
+            self._neighbours[(id(reference), k)] = found
+        return found
+
     def __len__(self) -> int:
         return int(self.embeddings.shape[0])
 
@@ -81,6 +99,34 @@ class Features:
         dense[:, :d] = self.embeddings
         dense[:, d] = (self.log_chars - 6.0) / 1.5  # ~zero-mean, unit-scale for 50-5000 chars
         return dense
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``values`` (one row), in increasing order.
+
+    ``np.argpartition`` over a 2,000-prompt training set costs ~24 us, and a router runs
+    two or three neighbour searches per prompt. Here a strided sample's m-th largest value
+    is a threshold that about 1.5 k values pass, and only those are partitioned (~10 us).
+    When fewer than k pass (an unlucky sample), the whole row is: exact either way, up to
+    which of several equal values at the k-th place is kept, as with argpartition.
+    """
+    n = len(values)
+    if k >= n:
+        return np.arange(n)
+    stride = n // 256
+    if stride >= 2:
+        sample = values[::stride].copy()  # partitioned in place (a method: no wrapper)
+        m = min(len(sample), math.ceil(1.5 * k / stride) + 4)
+        sample.partition(len(sample) - m)
+        candidates = np.flatnonzero(values >= sample[len(sample) - m])
+        if len(candidates) >= k:
+            kept = values[candidates].argpartition(len(candidates) - k)[len(candidates) - k:]
+            picked = candidates[kept]
+            picked.sort()
+            return picked
+    picked = values.argpartition(n - k)[n - k:]
+    picked.sort()
+    return picked
 
 
 def make_features(prompts: Sequence[str], embeddings: np.ndarray,
@@ -103,4 +149,4 @@ def featurize(prompts: Sequence[str], encoder: Encoder, lexical: bool = True,
     return make_features(prompts, embeddings, lexical)
 
 
-__all__ = ["Features", "featurize", "make_features"]
+__all__ = ["Features", "featurize", "make_features", "top_k"]
