@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from switchman.estimators.knn import KNNEstimator
-from switchman.features import Features, top_k
+from switchman.features import SHARED_SEARCH_ROWS, Features, top_k
 
 
 def _sorted_top(values: np.ndarray, k: int) -> np.ndarray:
@@ -42,23 +42,30 @@ def test_neighbours_are_searched_once_per_reference_and_k() -> None:
     reference = _features(rng, 3000).embeddings
     one = _features(rng, 1)
     index, similarity = one.neighbours(reference, 50)
-    assert np.array_equal(index, _sorted_top((one.embeddings @ reference.T)[0], 50))
-    assert np.array_equal(similarity, (one.embeddings @ reference.T)[0][index])
+    assert index.shape == similarity.shape == (1, 50)
+    assert np.array_equal(index[0], _sorted_top((one.embeddings @ reference.T)[0], 50))
+    assert np.array_equal(similarity[0], (one.embeddings @ reference.T)[0][index[0]])
     assert one.neighbours(reference, 50)[0] is index  # the second family's search is free
-    assert len(one.neighbours(reference, 10)[0]) == 10
-    with pytest.raises(ValueError, match="one prompt"):
-        _features(rng, 2).neighbours(reference, 5)
+    assert one.neighbours(reference, 10)[0].shape == (1, 10)
+    few = _features(rng, 5)
+    index, similarity = few.neighbours(reference, 20)
+    for row in range(5):
+        assert np.array_equal(index[row], _sorted_top(few.similarity(reference)[row], 20))
+    assert np.array_equal(similarity, np.take_along_axis(few.similarity(reference), index, 1))
+    with pytest.raises(ValueError, match="at most"):
+        _features(rng, SHARED_SEARCH_ROWS + 1).neighbours(reference, 5)
 
 
-def test_one_prompt_predicts_as_its_row_of_a_batch() -> None:
+@pytest.mark.parametrize("batch_size", [6, 200])
+def test_one_prompt_predicts_as_its_row_of_a_batch(batch_size: int) -> None:
     """The gateway estimates a prompt alone or in a small batch, by load: the same
     neighbours, summed in the same order (a batch's similarities come from another
     product shape, which may round differently in the last place)."""
     rng = np.random.default_rng(1)
     train = _features(rng, 3000)
     knn = KNNEstimator(k=40).fit(train, rng.random((3000, 4)))
-    batch = _features(rng, 6)
+    batch = _features(rng, batch_size)  # a gateway's few, and a training-sized batch
     together = knn.predict(batch)
-    for i in range(len(batch)):
+    for i in range(0, len(batch), 7):
         np.testing.assert_allclose(knn.predict(batch.rows(np.array([i]))), together[i:i + 1],
                                    rtol=1e-6)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from switchman.estimators.base import QualityEstimator, RoutingCosts, shrink
-from switchman.features import Features
+from switchman.features import SHARED_SEARCH_ROWS, Features
 
 _CHUNK = 1024  # query rows per similarity block: bounds memory on large batches
 
@@ -33,21 +33,20 @@ class KNNEstimator(QualityEstimator):
     def predict(self, features: Features) -> np.ndarray:
         if len(features) == 1:
             return self._predict_one(features)
+        k = min(self.k, self.train_embeddings_.shape[0])
+        if len(features) <= SHARED_SEARCH_ROWS:  # a gateway's loop turn: one search per row,
+            # shared with the other families (argpartition of a (few, n) block: ~24 us a row)
+            return self._from_neighbours(*features.neighbours(self.train_embeddings_, k))
         n = len(features)
         out = np.empty((n, self.train_quality_.shape[1]))
-        k = min(self.k, self.train_embeddings_.shape[0])
         for start in range(0, n, _CHUNK):
             sims = features.similarity(self.train_embeddings_, start, start + _CHUNK)
             if k < sims.shape[1]:  # increasing within a row: summed in the order top_k gives
                 idx = np.sort(np.argpartition(-sims, k - 1, axis=1)[:, :k], axis=1)
             else:
                 idx = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
-            top = np.take_along_axis(sims, idx, axis=1)
-            weights = np.exp((top - 1.0) / self.temperature)
-            totals = np.einsum("qk,qkm->qm", weights, self.train_quality_[idx])
-            out[start : start + _CHUNK] = shrink(
-                totals, weights.sum(axis=1, keepdims=True), self.prior_[None, :], self.shrinkage
-            )
+            out[start : start + _CHUNK] = self._from_neighbours(
+                idx, np.take_along_axis(sims, idx, axis=1))
         return out
 
     def _predict_one(self, features: Features) -> np.ndarray:
@@ -58,9 +57,16 @@ class KNNEstimator(QualityEstimator):
         are sorted, and the sum is einsum's in that order: the floats are equal."""
         k = min(self.k, len(self.train_embeddings_))
         idx, top = features.neighbours(self.train_embeddings_, k)
-        weights = np.exp((top - 1.0) / self.temperature)
-        totals = np.einsum("k,km->m", weights, self.train_quality_.take(idx, axis=0))
+        weights = np.exp((top[0] - 1.0) / self.temperature)
+        totals = np.einsum("k,km->m", weights, self.train_quality_.take(idx[0], axis=0))
         return shrink(totals, weights.sum(), self.prior_, self.shrinkage)[None, :]
+
+    def _from_neighbours(self, idx: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """Shrunk weighted means of the neighbours ``idx`` (q, k) at similarities ``top``."""
+        weights = np.exp((top - 1.0) / self.temperature)
+        totals = np.einsum("qk,qkm->qm", weights, self.train_quality_[idx])
+        return shrink(totals, weights.sum(axis=1, keepdims=True), self.prior_[None, :],
+                      self.shrinkage)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -20,9 +20,10 @@ from switchman.features.lexical import NgramCounts, lexical_features
 if TYPE_CHECKING:
     from switchman.embed import Encoder
 
-#: Batches up to this many prompts (a server's one prompt) keep their similarities to a
-#: training set for the next estimator that asks; larger ones (training) recompute them.
-_SHARED_SIMILARITY_ROWS = 64
+#: Batches up to this many prompts (a server's one prompt, or the few of one loop turn) keep
+#: their similarities and neighbours in a training set for the next estimator that asks;
+#: larger ones (training) recompute them, a block of rows at a time.
+SHARED_SEARCH_ROWS = 64
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Features:
         kNN family, the task mixtures' local residuals: one array after loading), so for
         a small batch the product is computed once and handed to each of them.
         """
-        if len(self) > _SHARED_SIMILARITY_ROWS:
+        if len(self) > SHARED_SEARCH_ROWS:
             return self.embeddings[start:stop] @ reference.T
         found = self._similarities.get(id(reference))
         if found is None:  # the reference is kept with it: its id cannot be reused meanwhile
@@ -68,16 +69,21 @@ class Features:
         return found[1][start:stop]
 
     def neighbours(self, reference: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """One prompt's ``k`` most similar rows of ``reference``: their indices, increasing,
-        and their similarities. A kNN and a task mixture's local residuals that search the
-        same training prompts for the same k share one search."""
-        if len(self) != 1:
-            raise ValueError("neighbours() is for one prompt; a batch partitions its rows")
+        """Each prompt's ``k`` most similar rows of ``reference``: (n, k) indices, increasing
+        along a row, and their similarities. For at most ``SHARED_SEARCH_ROWS`` prompts: a
+        kNN and a task mixture's local residuals that search the same training prompts for
+        the same k share one search, and each row is searched by ``top_k``."""
+        if len(self) > SHARED_SEARCH_ROWS:
+            raise ValueError(f"neighbours() is for at most {SHARED_SEARCH_ROWS} prompts")
         found = self._neighbours.get((id(reference), k))
         if found is None:  # the similarity cache keeps the reference, so its id stays its own
-            similarities = self.similarity(reference)[0]
-            index = top_k(similarities, k)
-            found = (index, similarities[index])
+            similarities = self.similarity(reference)
+            if len(self) == 1:
+                index = top_k(similarities[0], k)[None, :]
+            else:
+                index = np.stack([top_k(row, k) for row in similarities])
+            found = (index, np.take_along_axis(similarities, index, axis=1) if len(self) > 1
+                     else similarities[:, index[0]])
             self._neighbours[(id(reference), k)] = found
         return found
 
@@ -149,4 +155,4 @@ def featurize(prompts: Sequence[str], encoder: Encoder, lexical: bool = True,
     return make_features(prompts, embeddings, lexical)
 
 
-__all__ = ["Features", "featurize", "make_features", "top_k"]
+__all__ = ["SHARED_SEARCH_ROWS", "Features", "featurize", "make_features", "top_k"]
