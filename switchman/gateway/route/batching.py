@@ -1,12 +1,13 @@
 """One scoring call for the routed requests that reach the router in the same loop turn.
 
 Under load, many requests become ready in one turn of the event loop, and each used to be
-scored alone. A trained router's cost per call is mostly fixed: a few dozen small numpy
-calls, and reading its whole matrix of training embeddings from memory for the similarity
-product. Scoring the k prompts of a turn in one call reads that matrix once and makes those
-calls once, so it costs far less than k calls (``benchmarks/routing_speed.py`` prints the
-per-prompt cost by batch size). A request waits for its batch at most one loop turn, which
-it would have spent queued behind the others anyway; alone, it is scored at once.
+scored alone. Much of a trained router's cost per call is fixed: a few dozen small numpy
+calls, whatever the number of prompts. Scoring the k prompts of a turn in one call makes
+those calls once, so it costs less than k calls (``benchmarks/routing_speed.py`` prints the
+per-prompt cost by batch size). The similarity product to the training embeddings is not
+among the savings: it is bound by arithmetic, and 4 rows cost 4 times one row. A request
+waits for its batch at most one loop turn, which it would have spent queued behind the
+others anyway; alone, it is scored at once.
 """
 
 from __future__ import annotations
