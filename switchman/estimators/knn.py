@@ -31,9 +31,9 @@ class KNNEstimator(QualityEstimator):
         return self
 
     def predict(self, features: Features) -> np.ndarray:
-        if len(features) == 1:
-            return self._predict_one(features)
         k = min(self.k, self.train_embeddings_.shape[0])
+        if len(features) == 1:
+            return self._predict_one(features, k)
         if len(features) <= SHARED_SEARCH_ROWS:  # a gateway's loop turn: one search per row,
             # shared with the other families (argpartition of a (few, n) block: ~24 us a row)
             return self._from_neighbours(*features.neighbours(self.train_embeddings_, k))
@@ -49,13 +49,12 @@ class KNNEstimator(QualityEstimator):
                 idx, np.take_along_axis(sims, idx, axis=1))
         return out
 
-    def _predict_one(self, features: Features) -> np.ndarray:
+    def _predict_one(self, features: Features, k: int) -> np.ndarray:
         """``predict`` for one prompt, a server's case: its neighbours from
         ``Features.neighbours`` (shared with other searches of the same training prompts),
         and no ``take_along_axis``, broadcast index or batch einsum, whose set-up costs more
         than the arithmetic here. Neighbours come in increasing order, as the batch's rows
         are sorted, and the sum is einsum's in that order: the floats are equal."""
-        k = min(self.k, len(self.train_embeddings_))
         idx, top = features.neighbours(self.train_embeddings_, k)
         weights = np.exp((top[0] - 1.0) / self.temperature)
         totals = np.einsum("k,km->m", weights, self.train_quality_.take(idx[0], axis=0))

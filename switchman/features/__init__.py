@@ -44,7 +44,7 @@ class Features:
     #: Similarities already computed, by training matrix (see ``similarity``).
     _similarities: dict[int, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
-    #: One prompt's nearest training rows already found, by (training matrix, k).
+    #: Nearest training rows already found (see ``neighbours``), by (training matrix, k).
     _neighbours: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
 
@@ -78,12 +78,12 @@ class Features:
         found = self._neighbours.get((id(reference), k))
         if found is None:  # the similarity cache keeps the reference, so its id stays its own
             similarities = self.similarity(reference)
-            if len(self) == 1:
+            if len(self) == 1:  # a server's one prompt: no stack nor take_along_axis set-up
                 index = top_k(similarities[0], k)[None, :]
+                found = (index, similarities[:, index[0]])
             else:
                 index = np.stack([top_k(row, k) for row in similarities])
-            found = (index, np.take_along_axis(similarities, index, axis=1) if len(self) > 1
-                     else similarities[:, index[0]])
+                found = (index, np.take_along_axis(similarities, index, axis=1))
             self._neighbours[(id(reference), k)] = found
         return found
 
