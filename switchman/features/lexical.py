@@ -21,6 +21,11 @@ from itertools import repeat
 import numpy as np
 from scipy import sparse
 
+try:  # compiled where a C compiler was at hand at install (setup.py); else numpy below
+    from switchman import _textscan
+except ImportError:
+    _textscan = None
+
 #: Hash buckets per block: large enough that subject vocabularies rarely collide.
 WORD_BUCKETS = 2**17
 CHAR_BITS = 18
@@ -88,14 +93,23 @@ def _counted(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row(prompt: str) -> tuple[np.ndarray, np.ndarray]:
-    """One prompt's distinct buckets (int32, sorted) and their counts. Both blocks are
-    written into one int32 array (every bucket is below 2**31), sorted in place."""
+    """One prompt's distinct buckets (int32, sorted) and their counts (float32).
+
+    ``switchman._textscan.ngram_row`` computes the same in one pass (~15 us for a
+    480-character prompt, against ~150 here). Here, both blocks are written into one int32
+    array (every bucket is below 2**31), sorted in place.
+    """
     text = prompt.lower()
+    if _textscan is not None:
+        found = _textscan.ngram_row(text)
+        if found is not None:  # None: a surrogate, whose error the path below raises
+            return np.frombuffer(found[0], np.int32), np.frombuffer(found[1], np.float32)
     words, chars = _word_buckets(text), _char_buckets(text)
     buckets = np.empty(len(words) + len(chars), dtype=np.int32)
     buckets[:len(words)] = words
     np.add(chars, np.uint64(WORD_BUCKETS), out=buckets[len(words):], casting="unsafe")
-    return _counted(buckets)
+    unique, counts = _counted(buckets)
+    return unique, counts.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -131,13 +145,12 @@ def lexical_features(prompts: Sequence[str]) -> NgramCounts:
     """
     if len(prompts) == 1:  # a server's case: no concatenation
         unique, count = _row(prompts[0])
-        return NgramCounts(np.array([0, len(unique)], dtype=np.int32), unique,
-                           count.astype(np.float32))
+        return NgramCounts(np.array([0, len(unique)], dtype=np.int32), unique, count)
     rows = [_row(prompt) for prompt in prompts]
     lengths = np.zeros(len(prompts) + 1, dtype=np.int64)
     lengths[1:] = [len(unique) for unique, _ in rows]
     return NgramCounts(
         np.cumsum(lengths),
         np.concatenate([u for u, _ in rows]) if rows else np.zeros(0, np.int32),
-        np.concatenate([c for _, c in rows]).astype(np.float32) if rows
+        np.concatenate([c for _, c in rows]) if rows
         else np.zeros(0, np.float32))

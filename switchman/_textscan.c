@@ -1,0 +1,326 @@
+/* The routing hot path's two scans of a prompt's text, compiled.
+ *
+ * Routing one prompt spends most of its time in two loops that run once per word or per
+ * character: splitting ASCII text into BERT's WordPiece words and looking each up in the
+ * per-word id cache (switchman/wordpiece.py), and hashing a prompt's word and character
+ * n-grams into sorted, counted buckets (switchman/features/lexical.py). In Python and
+ * numpy they cost ~100 and ~150 us for a 480-character prompt, most of it interpreter and
+ * per-call overhead; here each is one pass over the text.
+ *
+ * Both functions return exactly what their pure-Python counterparts return (those stay the
+ * reference, and the path taken where this module was not built: tests/test_textscan.py
+ * compares the two on every dev prompt and on generated text).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- WordPiece words of ASCII text ------------------------------------------------ */
+
+/* BERT's punctuation in ASCII: 33-47, 58-64, 91-96 and 123-126. */
+static int is_ascii_punctuation(unsigned char c) {
+    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96)
+           || (c >= 123 && c <= 126);
+}
+
+/* Controls the normaliser drops: all of 0-31 and 127 except tab, newline, return. */
+static int is_dropped_control(unsigned char c) {
+    return (c < 32 && c != 9 && c != 10 && c != 13) || c == 127;
+}
+
+/* Appends the ids of one word (from the cache, else from miss(word)) to out. */
+static int append_word_ids(PyObject *out, PyObject *cache, PyObject *miss,
+                           const char *word, Py_ssize_t size) {
+    PyObject *key = PyUnicode_FromStringAndSize(word, size);
+    if (key == NULL)
+        return -1;
+    PyObject *ids = PyDict_GetItemWithError(cache, key); /* borrowed */
+    if (ids != NULL) {
+        Py_INCREF(ids);
+    } else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return -1;
+    } else {
+        ids = PyObject_CallOneArg(miss, key);
+        if (ids == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    PyObject *seq = PySequence_Fast(ids, "the word's ids must be a sequence");
+    Py_DECREF(ids);
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_Append(out, items[i]) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+PyDoc_STRVAR(ascii_wordpiece_ids_doc,
+"ascii_wordpiece_ids(text, cache, miss) -> list[int]\n\n"
+"The WordPiece ids of ASCII ``text``: controls other than tab, newline and return\n"
+"dropped, lower-cased, split into runs of letters and digits and single punctuation\n"
+"characters; each word's ids are ``cache[word]``, or ``miss(word)`` where it is absent.");
+
+static PyObject *ascii_wordpiece_ids(PyObject *self, PyObject *args) {
+    PyObject *text, *cache, *miss;
+    if (!PyArg_ParseTuple(args, "UO!O:ascii_wordpiece_ids", &text, &PyDict_Type, &cache,
+                          &miss))
+        return NULL;
+    if (!PyUnicode_IS_ASCII(text)) {
+        PyErr_SetString(PyExc_ValueError, "ascii_wordpiece_ids takes ASCII text only");
+        return NULL;
+    }
+    const unsigned char *data = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    char *word = PyMem_Malloc(length > 0 ? (size_t)length : 1);
+    if (word == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        PyMem_Free(word);
+        return NULL;
+    }
+    Py_ssize_t size = 0; /* letters and digits of the word being read */
+    for (Py_ssize_t i = 0; i <= length; i++) {
+        unsigned char c = i < length ? data[i] : ' ';
+        if (is_dropped_control(c))
+            continue; /* dropped before splitting: the letters around it join */
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            word[size++] = (char)c;
+            continue;
+        }
+        if (size > 0 && append_word_ids(out, cache, miss, word, size) < 0)
+            goto fail;
+        size = 0;
+        if (is_ascii_punctuation(c)) {
+            char mark = (char)c;
+            if (append_word_ids(out, cache, miss, &mark, 1) < 0)
+                goto fail;
+        }
+    }
+    PyMem_Free(word);
+    return out;
+fail:
+    PyMem_Free(word);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ---- Hashed n-gram buckets -------------------------------------------------------- */
+
+/* Must match switchman/features/lexical.py. */
+#define WORD_BUCKETS (1u << 17)
+#define CHAR_BITS 18
+#define BUCKET_BITS 19 /* every bucket is below WORD_BUCKETS + 2**CHAR_BITS = 2**19 */
+static const uint64_t POLYNOMIAL = 1000003u;
+static const uint64_t FIBONACCI = 0x9E3779B97F4A7C15u;
+
+static uint32_t crc_table[256];
+
+static void build_crc_table(void) { /* CRC-32 (IEEE 802.3, reflected): zlib's crc32 */
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *bytes, size_t size) {
+    crc = ~crc;
+    for (size_t i = 0; i < size; i++)
+        crc = crc_table[(crc ^ bytes[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static int is_word_char(Py_UCS4 ch) { /* re's \w on str */
+    return Py_UNICODE_ISALNUM(ch) || ch == '_';
+}
+
+/* UTF-8 of one code point (not a surrogate) into out; its length. */
+static size_t utf8_encode(Py_UCS4 ch, unsigned char *out) {
+    if (ch < 0x80) {
+        out[0] = (unsigned char)ch;
+        return 1;
+    }
+    if (ch < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (ch >> 6));
+        out[1] = (unsigned char)(0x80 | (ch & 0x3F));
+        return 2;
+    }
+    if (ch < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (ch >> 12));
+        out[1] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (ch & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (ch >> 18));
+    out[1] = (unsigned char)(0x80 | ((ch >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((ch >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (ch & 0x3F));
+    return 4;
+}
+
+static uint32_t crc32_of_code_points(uint32_t crc, int kind, const void *data,
+                                     Py_ssize_t start, Py_ssize_t stop) {
+    unsigned char utf8[4];
+    for (Py_ssize_t i = start; i < stop; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (ch < 0x80) {
+            unsigned char byte = (unsigned char)ch;
+            crc = crc32_update(crc, &byte, 1);
+        } else {
+            crc = crc32_update(crc, utf8, utf8_encode(ch, utf8));
+        }
+    }
+    return crc;
+}
+
+/* Sorts keys below 2**BUCKET_BITS in place (LSD radix, two passes); scratch as long. */
+static void radix_sort(uint32_t *keys, uint32_t *scratch, Py_ssize_t n) {
+    const int low_bits = 10, high_bits = BUCKET_BITS - 10;
+    Py_ssize_t low[1 << 10] = {0}, high[1 << (BUCKET_BITS - 10)] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        low[keys[i] & ((1u << low_bits) - 1)]++;
+        high[keys[i] >> low_bits]++;
+    }
+    Py_ssize_t total = 0;
+    for (int d = 0; d < (1 << low_bits); d++) {
+        Py_ssize_t count = low[d];
+        low[d] = total;
+        total += count;
+    }
+    total = 0;
+    for (int d = 0; d < (1 << high_bits); d++) {
+        Py_ssize_t count = high[d];
+        high[d] = total;
+        total += count;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        scratch[low[keys[i] & ((1u << low_bits) - 1)]++] = keys[i];
+    for (Py_ssize_t i = 0; i < n; i++)
+        keys[high[scratch[i] >> low_bits]++] = scratch[i];
+}
+
+PyDoc_STRVAR(ngram_row_doc,
+"ngram_row(text) -> (bytearray, bytearray) | None\n\n"
+"Distinct buckets (int32, increasing) of lower-cased ``text``'s hashed word uni- and\n"
+"bigrams and character 3- to 5-grams, and each one's count (float32), as\n"
+"switchman.features.lexical computes them. None for text holding a surrogate code point\n"
+"(which has no UTF-8), left to the Python path and its error.");
+
+static PyObject *ngram_row(PyObject *self, PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U:ngram_row", &text))
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (kind != PyUnicode_1BYTE_KIND) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+            if (ch >= 0xD800 && ch <= 0xDFFF)
+                Py_RETURN_NONE;
+        }
+    }
+    /* Words are at most n / 3 (two characters and a separator), pairs one fewer; grams
+       at most 3n. */
+    Py_ssize_t capacity = 2 * (n / 3 + 1) + 3 * n + 1;
+    uint32_t *keys = PyMem_Malloc(2 * (size_t)capacity * sizeof(uint32_t));
+    if (keys == NULL)
+        return PyErr_NoMemory();
+    uint32_t *scratch = keys + capacity;
+    Py_ssize_t count = 0;
+
+    /* Words: maximal runs of two or more word characters; CRC-32 of each one's UTF-8, and
+       of each neighbouring pair joined by a space. */
+    int have_previous = 0;
+    uint32_t previous = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        if (!is_word_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        while (i < n && is_word_char(PyUnicode_READ(kind, data, i)))
+            i++;
+        if (i - start < 2)
+            continue;
+        uint32_t crc = crc32_of_code_points(0, kind, data, start, i);
+        keys[count++] = crc & (WORD_BUCKETS - 1);
+        if (have_previous) {
+            uint32_t pair = crc32_update(previous, (const unsigned char *)" ", 1);
+            pair = crc32_of_code_points(pair, kind, data, start, i);
+            keys[count++] = pair & (WORD_BUCKETS - 1);
+        }
+        previous = crc;
+        have_previous = 1;
+    }
+
+    /* Character n-grams: the polynomial rolling hash over code points (modulo 2**64),
+       plus the gram's size, multiplicatively hashed to CHAR_BITS bits. */
+    for (Py_ssize_t i = 0; i + 3 <= n; i++) {
+        uint64_t hash = PyUnicode_READ(kind, data, i);
+        for (Py_ssize_t size = 2; size <= 5 && i + size <= n; size++) {
+            hash = hash * POLYNOMIAL + PyUnicode_READ(kind, data, i + size - 1);
+            if (size >= 3) {
+                uint64_t mixed = (hash + (uint64_t)size) * FIBONACCI;
+                keys[count++] = WORD_BUCKETS + (uint32_t)(mixed >> (64 - CHAR_BITS));
+            }
+        }
+    }
+
+    radix_sort(keys, scratch, count);
+    Py_ssize_t distinct = 0;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (i == 0 || keys[i] != keys[i - 1])
+            distinct++;
+    PyObject *buckets = PyByteArray_FromStringAndSize(NULL, distinct * 4);
+    PyObject *counts = PyByteArray_FromStringAndSize(NULL, distinct * 4);
+    if (buckets == NULL || counts == NULL) {
+        Py_XDECREF(buckets);
+        Py_XDECREF(counts);
+        PyMem_Free(keys);
+        return NULL;
+    }
+    int32_t *bucket_out = (int32_t *)PyByteArray_AS_STRING(buckets);
+    float *count_out = (float *)PyByteArray_AS_STRING(counts);
+    Py_ssize_t j = -1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i == 0 || keys[i] != keys[i - 1]) {
+            bucket_out[++j] = (int32_t)keys[i];
+            count_out[j] = 0.0f;
+        }
+        count_out[j] += 1.0f;
+    }
+    PyMem_Free(keys);
+    return Py_BuildValue("(NN)", buckets, counts);
+}
+
+static PyMethodDef methods[] = {
+    {"ascii_wordpiece_ids", ascii_wordpiece_ids, METH_VARARGS, ascii_wordpiece_ids_doc},
+    {"ngram_row", ngram_row, METH_VARARGS, ngram_row_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_textscan",
+    "The routing hot path's text scans, compiled (see switchman/_textscan.c).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__textscan(void) {
+    build_crc_table();
+    return PyModule_Create(&module);
+}
