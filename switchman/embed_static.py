@@ -28,6 +28,7 @@ import numpy as np
 
 from switchman.embed import OnnxMiniLMEncoder, default_cache_dir, progress_bar
 from switchman.embed_build import packaged_tokenizer, token_vectors_fp32
+from switchman.hotpath import compiled as _hotpath
 from switchman.wordpiece import WordPiece
 
 
@@ -87,8 +88,12 @@ class StaticMiniLMEncoder:
         token_ids = [self._wordpiece.ids(text) for text in texts]
         sums = np.empty((len(texts), self.dim), dtype=np.float32)
         for row, ids in enumerate(token_ids):
-            # A text with no tokens (empty, whitespace) gets the special tokens' vector. The
-            # rows are summed; np.take gathers them ~1.4x faster than fancy indexing does.
+            # A text with no tokens (empty, whitespace) gets the special tokens' vector.
+            if _hotpath is not None:  # the rows summed in one pass, no gathered copy
+                _hotpath.token_rows_sum(ids or self._fallback_ids, self._codes, self._scales,
+                                        sums[row])
+                continue
+            # np.take gathers the rows ~1.4x faster than fancy indexing does
             rows = np.array(ids or self._fallback_ids, dtype=np.intp)
             sums[row] = self._scales.take(rows) @ self._codes.take(rows, axis=0)
         # np.linalg.norm(sums, axis=1)'s own arithmetic, without its ~8 us of dispatch

@@ -20,7 +20,7 @@ differ from the tokenizer's. On mmlupro's non-ASCII prompts (~480 characters) th
 costs ~110 us, half of it the normaliser's, where the full call costs ~180 us.
 
 For ASCII text those steps and the cache lookups run in one compiled pass
-(``switchman._textscan``, ~10 us for a 480-character prompt where the loop in ``ids`` takes
+(``switchman._hotpath``, ~10 us for a 480-character prompt where the loop in ``ids`` takes
 ~100); the loop stays as the reference and as the path of an install without the extension.
 
 Each word's WordPiece ids come from the tokenizer's own model and are cached, so the ids are
@@ -36,10 +36,7 @@ import re
 import threading
 from typing import Any
 
-try:  # compiled where a C compiler was at hand at install (setup.py); else the loop below
-    from switchman import _textscan
-except ImportError:
-    _textscan = None
+from switchman.hotpath import compiled as _hotpath
 
 _ASCII_CONTROLS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _ANY_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -73,8 +70,8 @@ class WordPiece:
     def ids(self, text: str) -> list[int]:
         """The tokenizer's ids of ``text`` (no special tokens)."""
         if text.isascii():
-            if _textscan is not None:  # the same split and lookups in one C pass
-                return _textscan.ascii_wordpiece_ids(text, self._cache, self._word_ids)
+            if _hotpath is not None:  # the same split and lookups in one C pass
+                return _hotpath.ascii_wordpiece_ids(text, self._cache, self._word_ids)
             if _ANY_ASCII_CONTROL.search(text):  # rare: the search costs a tenth of translate
                 text = text.translate(_ASCII_CONTROLS)
             words = _WORDS.findall(text.lower())

@@ -1,7 +1,7 @@
 """The per-word path gives exactly the tokenizer's ids: on every dev prompt, and on the
 odd cases (control characters, punctuation runs, over-long words, empty text, accents,
 CJK, Unicode punctuation and whitespace). Every test runs twice: with ASCII text split by
-the compiled scan (switchman._textscan) and by the Python loop it replaces."""
+the compiled scan (switchman._hotpath) and by the Python loop it replaces."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def tokenizer():  # noqa: ANN201
 @pytest.fixture(autouse=True, params=["compiled", "python"])
 def ascii_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if request.param == "python":
-        monkeypatch.setattr(wordpiece, "_textscan", None)
-    elif wordpiece._textscan is None:
-        pytest.skip("switchman._textscan not built: no C compiler")
+        monkeypatch.setattr(wordpiece, "_hotpath", None)
+    elif wordpiece._hotpath is None:
+        pytest.skip("switchman._hotpath not built: no C compiler")
 
 
 def _reference(tokenizer, text: str) -> list[int]:  # noqa: ANN001

@@ -1,4 +1,4 @@
-"""The compiled text scans (switchman/_textscan.c) return exactly what the pure-Python
+"""The compiled text scans (switchman/_hotpath.c) return exactly what the pure-Python
 paths return: the n-gram buckets and counts on every dev prompt and on generated text of
 every kind, the WordPiece ids on generated ASCII text (tests/test_wordpiece.py checks both
 paths against the tokenizer on the dev prompts). Trained routers' weights are keyed by
@@ -15,13 +15,13 @@ from shared_data import ROUTING, requires_routing_data
 
 from switchman.features import lexical
 
-_textscan = pytest.importorskip("switchman._textscan", reason="not built: no C compiler")
+_hotpath = pytest.importorskip("switchman._hotpath", reason="not built: no C compiler")
 
 
 def _both_rows(monkeypatch: pytest.MonkeyPatch, text: str) -> tuple[tuple, tuple]:
     compiled = lexical._row(text)
     with monkeypatch.context() as patch:
-        patch.setattr(lexical, "_textscan", None)
+        patch.setattr(lexical, "_hotpath", None)
         python = lexical._row(text)
     return compiled, python
 
@@ -33,7 +33,7 @@ def _assert_same_row(compiled: tuple, python: tuple, text: str) -> None:
 
 
 def test_the_extension_is_what_the_hot_path_uses() -> None:
-    assert lexical._textscan is _textscan
+    assert lexical._hotpath is _hotpath
 
 
 @requires_routing_data
@@ -67,10 +67,10 @@ def test_generated_text_has_the_python_paths_buckets(text: str) -> None:
 
 
 def test_a_surrogate_fails_as_the_python_path_does(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _textscan.ngram_row("lone \ud800 surrogate") is None  # handed to the Python path
+    assert _hotpath.ngram_row("lone \ud800 surrogate") is None  # handed to the Python path
     with pytest.raises(UnicodeEncodeError):
         lexical._row("lone \ud800 surrogate")
-    monkeypatch.setattr(lexical, "_textscan", None)
+    monkeypatch.setattr(lexical, "_hotpath", None)
     with pytest.raises(UnicodeEncodeError):
         lexical._row("lone \ud800 surrogate")
 
@@ -101,7 +101,7 @@ def _python_words(text: str) -> list[str]:
 @given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
 def test_ascii_words_are_the_python_paths(text: str) -> None:
     cache = _Cache()
-    ids = _textscan.ascii_wordpiece_ids(text, cache, cache.miss)
+    ids = _hotpath.ascii_wordpiece_ids(text, cache, cache.miss)
     words = _python_words(text)
     assert ids == [i for word in words for i in cache[word]]
     assert sorted(cache.misses) == sorted(set(words))  # each word looked up, missed once
@@ -110,10 +110,10 @@ def test_ascii_words_are_the_python_paths(text: str) -> None:
 def test_ascii_words_refuse_other_text_and_pass_on_a_failed_lookup() -> None:
     cache = _Cache()
     with pytest.raises(ValueError, match="ASCII"):
-        _textscan.ascii_wordpiece_ids("café", cache, cache.miss)
+        _hotpath.ascii_wordpiece_ids("café", cache, cache.miss)
 
     def broken(word: str) -> tuple[int, ...]:
         raise RuntimeError(f"no ids for {word}")
 
     with pytest.raises(RuntimeError, match="no ids for hello"):
-        _textscan.ascii_wordpiece_ids("hello world", {}, broken)
+        _hotpath.ascii_wordpiece_ids("hello world", {}, broken)

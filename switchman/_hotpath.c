@@ -1,18 +1,23 @@
-/* The routing hot path's two scans of a prompt's text, compiled.
+/* The routing hot path's loops, compiled.
  *
- * Routing one prompt spends most of its time in two loops that run once per word or per
+ * Routing one prompt spends most of its time in three loops. Two run once per word or per
  * character: splitting ASCII text into BERT's WordPiece words and looking each up in the
  * per-word id cache (switchman/wordpiece.py), and hashing a prompt's word and character
  * n-grams into sorted, counted buckets (switchman/features/lexical.py). In Python and
  * numpy they cost ~100 and ~150 us for a 480-character prompt, most of it interpreter and
- * per-call overhead; here each is one pass over the text.
+ * per-call overhead; here each is one pass over the text. The others each replace a few
+ * numpy calls whose set-up costs more than their arithmetic on one prompt: the static
+ * encoder's sum of its tokens' int8 rows (switchman/embed_static.py), and the task
+ * classifier's tf-idf product with its n-gram weights (features/task_classifier.py).
  *
- * Both functions return exactly what their pure-Python counterparts return (those stay the
- * reference, and the path taken where this module was not built: tests/test_textscan.py
- * compares the two on every dev prompt and on generated text).
+ * The text scans return exactly what their pure-Python counterparts return; the two sums
+ * the same values up to float32 rounding (summed in another order). The Python paths stay
+ * the reference, and the path taken where this module was not built: tests/test_hotpath_*
+ * compare the two on dev data and on generated input.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -309,18 +314,185 @@ static PyObject *ngram_row(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NN)", buckets, counts);
 }
 
+
+
+/* ---- Sums over a prompt's rows of a weight table ---------------------------------- */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Held;
+
+/* Holds obj's buffer: C-contiguous items of struct format ``format`` ('b': int8, 'f':
+   float32, 'i': int32), ``items`` of them (any number when negative), writable if asked. */
+static int hold(PyObject *obj, Held *held, const char *format, Py_ssize_t items,
+                int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &held->view, flags) < 0)
+        return -1;
+    held->held = 1;
+    if (strcmp(held->view.format, format) != 0
+        || (items >= 0 && held->view.len / held->view.itemsize != items)) {
+        PyErr_Format(PyExc_ValueError, "%s must be contiguous '%s' items (%zd of them)", name,
+                     format, items);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Held *held, int n) {
+    for (int h = 0; h < n; h++)
+        if (held[h].held)
+            PyBuffer_Release(&held[h].view);
+}
+
+PyDoc_STRVAR(token_rows_sum_doc,
+"token_rows_sum(ids, codes, scales, out)\n\n"
+"Writes into ``out`` (float32, d) the sum over the token ``ids`` (a list of ints) of\n"
+"``scales[id] * codes[id]``: the rows of an int8 table (vocab x d) with one float32\n"
+"scale per row. ``scales.take(ids) @ codes.take(ids, axis=0)``, in one pass.");
+
+static PyObject *token_rows_sum(PyObject *self, PyObject *args) {
+    PyObject *ids, *objects[3];
+    if (!PyArg_ParseTuple(args, "O!OOO:token_rows_sum", &PyList_Type, &ids, &objects[0],
+                          &objects[1], &objects[2]))
+        return NULL;
+    Held held[3] = {{{0}, 0}};
+    PyObject *result = NULL;
+    if (hold(objects[1], &held[1], "f", -1, 0, "scales") < 0
+        || hold(objects[2], &held[2], "f", -1, 1, "out") < 0)
+        goto done;
+    Py_ssize_t vocab = held[1].view.len / 4, d = held[2].view.len / 4;
+    if (hold(objects[0], &held[0], "b", vocab * d, 0, "codes") < 0)
+        goto done;
+    const int8_t *codes = held[0].view.buf;
+    const float *scales = held[1].view.buf;
+    float *out = held[2].view.buf;
+    memset(out, 0, (size_t)d * sizeof(float));
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    for (Py_ssize_t t = 0; t < n; t++) {
+        Py_ssize_t id = PyLong_AsSsize_t(PyList_GET_ITEM(ids, t));
+        if (id == -1 && PyErr_Occurred())
+            goto done;
+        if (id < 0 || id >= vocab) {
+            PyErr_Format(PyExc_IndexError, "token id %zd is outside the table (%zd rows)", id,
+                         vocab);
+            goto done;
+        }
+        if (t + 1 < n) { /* the next token's row, scattered in a 12 MB table */
+            Py_ssize_t next = PyLong_AsSsize_t(PyList_GET_ITEM(ids, t + 1));
+            if (next >= 0 && next < vocab)
+                for (Py_ssize_t line = 0; line < d; line += 64)
+                    __builtin_prefetch(codes + next * d + line);
+            else
+                PyErr_Clear(); /* reported when its turn comes */
+        }
+        const int8_t *row = codes + id * d;
+        float scale = scales[id];
+        for (Py_ssize_t j = 0; j < d; j++)
+            out[j] += scale * (float)row[j];
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    release(held, 3);
+    return result;
+}
+
+/* Rows of the weights asked for this many n-grams ahead of their use. */
+#define PREFETCH 16
+
+PyDoc_STRVAR(tfidf_scores_doc,
+"tfidf_scores(indptr, indices, counts, idf, coef, out)\n\n"
+"Writes into ``out`` (float32, n x T) each prompt's L2-normalised tf-idf row times\n"
+"``coef`` (float32, W x T). The rows are CSR: prompt i's distinct n-gram ``indices``\n"
+"(int32, each below W) and ``counts`` (float32, each >= 1) are those at\n"
+"``indptr[i]:indptr[i + 1]`` (int64); a weight is (1 + log count) * idf[index].");
+
+static PyObject *tfidf_scores(PyObject *self, PyObject *args) {
+    PyObject *objects[6];
+    if (!PyArg_ParseTuple(args, "OOOOOO:tfidf_scores", &objects[0], &objects[1], &objects[2],
+                          &objects[3], &objects[4], &objects[5]))
+        return NULL;
+    Held held[6] = {{{0}, 0}};
+    PyObject *result = NULL;
+    if (hold(objects[0], &held[0], "l", -1, 0, "indptr") < 0
+        || hold(objects[1], &held[1], "i", -1, 0, "indices") < 0
+        || hold(objects[3], &held[3], "f", -1, 0, "idf") < 0)
+        goto done;
+    Py_ssize_t rows = held[0].view.len / 8 - 1, entries = held[1].view.len / 4;
+    Py_ssize_t width = held[3].view.len / 4;
+    if (rows < 0) {
+        PyErr_SetString(PyExc_ValueError, "indptr must hold at least one offset");
+        goto done;
+    }
+    if (hold(objects[2], &held[2], "f", entries, 0, "counts") < 0
+        || hold(objects[4], &held[4], "f", -1, 0, "coef") < 0
+        || hold(objects[5], &held[5], "f", -1, 1, "out") < 0)
+        goto done;
+    Py_ssize_t tasks = width > 0 ? held[4].view.len / 4 / width : 0;
+    if (width == 0 || tasks * width * 4 != held[4].view.len
+        || rows * tasks * 4 != held[5].view.len) {
+        PyErr_SetString(PyExc_ValueError, "coef must be W x T (W = len(idf)) and out n x T");
+        goto done;
+    }
+    const int64_t *indptr = held[0].view.buf;
+    const int32_t *indices = held[1].view.buf;
+    const float *counts = held[2].view.buf, *idf = held[3].view.buf;
+    const float *coef = held[4].view.buf;
+    float *out = held[5].view.buf;
+    memset(out, 0, (size_t)(rows * tasks) * sizeof(float));
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        int64_t start = indptr[r], stop = indptr[r + 1];
+        if (start < 0 || stop < start || stop > entries) {
+            PyErr_Format(PyExc_ValueError, "indptr is not increasing within the %zd entries",
+                         entries);
+            goto done;
+        }
+        float *scores = out + r * tasks, squares = 0.0f;
+        for (int64_t i = start; i < stop; i++) {
+            if (indices[i] < 0 || indices[i] >= width) {
+                PyErr_Format(PyExc_IndexError, "n-gram bucket %d is outside the weights (%zd)",
+                             (int)indices[i], width);
+                goto done;
+            }
+            if (i + PREFETCH < stop) { /* rows lie far apart (a 2**19-row table): ask early */
+                const float *ahead = coef + (Py_ssize_t)indices[i + PREFETCH] * tasks;
+                __builtin_prefetch(ahead);
+                __builtin_prefetch(ahead + tasks - 1); /* a row may straddle two lines */
+                __builtin_prefetch(idf + indices[i + PREFETCH]);
+            }
+            float weight = (1.0f + logf(counts[i])) * idf[indices[i]];
+            squares += weight * weight;
+            const float *row = coef + (Py_ssize_t)indices[i] * tasks;
+            for (Py_ssize_t t = 0; t < tasks; t++)
+                scores[t] += weight * row[t];
+        }
+        float norm = fmaxf(sqrtf(squares), 1e-12f);
+        for (Py_ssize_t t = 0; t < tasks; t++)
+            scores[t] /= norm;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    release(held, 6);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"ascii_wordpiece_ids", ascii_wordpiece_ids, METH_VARARGS, ascii_wordpiece_ids_doc},
     {"ngram_row", ngram_row, METH_VARARGS, ngram_row_doc},
+    {"token_rows_sum", token_rows_sum, METH_VARARGS, token_rows_sum_doc},
+    {"tfidf_scores", tfidf_scores, METH_VARARGS, tfidf_scores_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_textscan",
-    "The routing hot path's text scans, compiled (see switchman/_textscan.c).", -1, methods,
+    PyModuleDef_HEAD_INIT, "_hotpath",
+    "The routing hot path's loops, compiled (see switchman/_hotpath.c).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__textscan(void) {
+PyMODINIT_FUNC PyInit__hotpath(void) {
     build_crc_table();
     return PyModule_Create(&module);
 }
