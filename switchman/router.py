@@ -547,6 +547,10 @@ class Router:
             shared = config.get("shared_arrays", {})
             if not isinstance(shared, dict):
                 raise ValueError("shared_arrays is not a mapping of array names")
+            for key in [k for k in arrays if k.endswith(".train_embeddings")]:
+                # column-major, as fitting makes them (``Features.reference_embeddings``):
+                # routers saved before that kept them row-major
+                arrays[key] = np.asfortranarray(arrays[key])
             for key, stored_as in shared.items():
                 arrays[key] = arrays[stored_as]  # one array in memory for every holder
             estimator = estimator_from_params(config["estimator"]["kind"],

@@ -47,6 +47,22 @@ class Features:
     #: Nearest training rows already found (see ``neighbours``), by (training matrix, k).
     _neighbours: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    #: ``reference_embeddings()``, made at its first call.
+    _reference: list[np.ndarray] = field(
+        default_factory=list, init=False, repr=False, compare=False)
+
+    def reference_embeddings(self) -> np.ndarray:
+        """The embeddings as a neighbour search's training matrix: float32, column-major,
+        one copy for every estimator fitted on these features (so they share it, and the
+        similarities computed against it).
+
+        Column-major because one routed prompt's product with every training row then
+        streams the matrix the way BLAS reads it best: on routerbench's 2,205 rows, with
+        caches cold as in a busy server, one prompt's estimate took ~515 against ~608 us,
+        and ~238 against ~270 us a prompt in batches of 4."""
+        if not self._reference:
+            self._reference.append(np.asfortranarray(self.embeddings, dtype=np.float32))
+        return self._reference[0]
 
     def similarity(self, reference: np.ndarray, start: int = 0,
                    stop: int | None = None) -> np.ndarray:
@@ -60,9 +76,9 @@ class Features:
             return self.embeddings[start:stop] @ reference.T
         found = self._similarities.get(id(reference))
         if found is None:  # the reference is kept with it: its id cannot be reused meanwhile
-            if len(self) == 1:
+            if len(self) == 1 or reference.flags.f_contiguous:
                 products = self.embeddings @ reference.T
-            else:  # the same product, half the time for a few rows (BLAS packs less)
+            else:  # for a row-major reference: half the time for a few rows (BLAS packs less)
                 products = np.ascontiguousarray((reference @ self.embeddings.T).T)
             found = (reference, products)
             self._similarities[id(reference)] = found
