@@ -25,7 +25,7 @@ class KNNEstimator(QualityEstimator):
 
     def fit(self, features: Features, quality: np.ndarray,
             costs: RoutingCosts | None = None) -> KNNEstimator:
-        self.train_embeddings_ = features.reference_embeddings()
+        self.train_embeddings_ = features.reference_embeddings
         self.train_quality_ = quality.astype(np.float32)
         self.prior_ = quality.mean(axis=0)
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,10 +48,7 @@ class Features:
     #: Nearest training rows already found (see ``neighbours``), by (training matrix, k).
     _neighbours: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
-    #: ``reference_embeddings()``, made at its first call.
-    _reference: list[np.ndarray] = field(
-        default_factory=list, init=False, repr=False, compare=False)
-
+    @cached_property
     def reference_embeddings(self) -> np.ndarray:
         """The embeddings as a neighbour search's training matrix: float32, column-major,
         one copy for every estimator fitted on these features (so they share it, and the
@@ -60,9 +58,7 @@ class Features:
         streams the matrix the way BLAS reads it best: on routerbench's 2,205 rows, with
         caches cold as in a busy server, one prompt's estimate took ~515 against ~608 us,
         and ~238 against ~270 us a prompt in batches of 4."""
-        if not self._reference:
-            self._reference.append(np.asfortranarray(self.embeddings, dtype=np.float32))
-        return self._reference[0]
+        return np.asfortranarray(self.embeddings, dtype=np.float32)
 
     def similarity(self, reference: np.ndarray, start: int = 0,
                    stop: int | None = None) -> np.ndarray:
