@@ -74,6 +74,27 @@ def test_it_adapts_when_the_best_model_breaks() -> None:
     assert result.quality[start + 50:].mean() > 0.6
 
 
+def test_a_model_known_only_by_its_prior_that_answers_nothing_right_loses_its_traffic() -> None:
+    """Feedback on one model also teaches the correction all models share, so the others
+    are marked down too; the failing model's own prior, widened by the change alarm, must
+    still let its level fall below theirs. (With the alarm's old width, 10x, and the
+    narrower prior on the router's-estimate coefficient, this prompt's model never lost
+    its traffic.)"""
+    dim = 384  # the static encoder's embedding, as a gateway's learner sees it
+    # quality_priors only: the router learned neither model from any prompt
+    learner = OnlineLearner(("cheap", "mid"), dim, prompts_seen={"cheap": 0, "mid": 0})
+    estimates = Estimates(("cheap", "mid"), np.array([[0.3, 0.6]]), np.array([[1e-6, 1e-5]]))
+    prompt = np.eye(dim)[0]
+    zeros = 0
+    while zeros < 80:
+        context = learner.context(prompt, estimates)
+        if learner.decide(context, 0.0, explore=False).model != "mid":
+            break
+        learner.update("mid", context, quality=0.0)
+        zeros += 1
+    assert learner.decide(learner.context(prompt, estimates), 0.0, explore=False).model == "cheap"
+    assert zeros < 60
+
 def test_it_notices_a_model_that_loses_a_fifth_of_its_right_answers() -> None:
     """a falls from 0.9 to 0.72 half-way, b stays at 0.8: too small a change per answer for
     a residual CUSUM, but the scores' likelihood ratios find it and the learner moves to b.
