@@ -24,7 +24,7 @@ class LearnerConfig:
     #: outcomes fall short of its estimate (selection, not drift). Learned freely, that
     #: rescales the model's estimates everywhere and moves traffic between two models near
     #: their break-even at no gain: on the mmlupro tuning streams, 0.03 spent 1.3% more than
-    #: not learning at +0.0007 quality, 0.01 0.3% less at +0.0003 (with ``reset_scale`` 20:
+    #: not learning at +0.0010 quality, 0.01 0.3% less at +0.0003 (with ``reset_scale`` 20:
     #: a change alarm must still widen the prior enough for a broken model's level to fall
     #: to 0), and every drift stayed within 0.01 of a router told of it (routerbench: +0.5%
     #: against +0.03%).
