@@ -479,11 +479,110 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(task_probabilities_doc,
+"task_probabilities(embeddings, log_chars, coef, intercept, scores, lexical_intercept,\n"
+"                   share, out)\n\n"
+"Writes into ``out`` (float32, n x T) the task classifier's P(task | prompt): the\n"
+"softmax of ``[embedding, (log_chars - 6) / 1.5] @ coef + intercept`` (float32 embeddings\n"
+"n x d, float64 log_chars, float32 coef (d + 1) x T and intercept T), blended\n"
+"geometrically, ``share`` to the rest, with the one-vs-rest lexical classifier's\n"
+"normalised probabilities from its ``scores`` (float32 n x T) plus ``lexical_intercept``\n"
+"(float32 T); ``scores`` None: the embedding classifier alone. float32 arithmetic.");
+
+/* log-softmax of ``values`` (T of them) in place, in float32 */
+static void log_softmax_f32(float *values, Py_ssize_t tasks) {
+    float top = values[0], total = 0.0f;
+    for (Py_ssize_t t = 1; t < tasks; t++)
+        top = fmaxf(top, values[t]);
+    for (Py_ssize_t t = 0; t < tasks; t++) {
+        values[t] -= top;
+        total += expf(values[t]);
+    }
+    float log_total = logf(total);
+    for (Py_ssize_t t = 0; t < tasks; t++)
+        values[t] -= log_total;
+}
+
+static PyObject *task_probabilities(PyObject *self, PyObject *args) {
+    PyObject *objects[7];
+    double share;
+    if (!PyArg_ParseTuple(args, "OOOOOOdO:task_probabilities", &objects[0], &objects[1],
+                          &objects[2], &objects[3], &objects[4], &objects[5], &share,
+                          &objects[6]))
+        return NULL;
+    int lexical = objects[4] != Py_None;
+    Held held[7] = {{{0}, 0}};
+    PyObject *result = NULL;
+    if (hold(objects[1], &held[1], "d", -1, 0, "log_chars") < 0
+        || hold(objects[3], &held[3], "f", -1, 0, "intercept") < 0)
+        goto done;
+    Py_ssize_t rows = held[1].view.len / 8, tasks = held[3].view.len / 4;
+    if (hold(objects[0], &held[0], "f", -1, 0, "embeddings") < 0
+        || hold(objects[6], &held[6], "f", rows * tasks, 1, "out") < 0
+        || hold(objects[2], &held[2], "f", -1, 0, "coef") < 0)
+        goto done;
+    Py_ssize_t dim = rows > 0 ? held[0].view.len / 4 / rows : 0;
+    if (tasks == 0 || rows * dim * 4 != held[0].view.len
+        || (dim + 1) * tasks * 4 != held[2].view.len) {
+        PyErr_SetString(PyExc_ValueError, "embeddings must be n x d (n = len(log_chars)), "
+                        "coef (d + 1) x T and intercept T, with T > 0");
+        goto done;
+    }
+    if (lexical && (hold(objects[4], &held[4], "f", rows * tasks, 0, "scores") < 0
+                    || hold(objects[5], &held[5], "f", tasks, 0, "lexical_intercept") < 0))
+        goto done;
+    const float *embeddings = held[0].view.buf, *coef = held[2].view.buf;
+    const float *intercept = held[3].view.buf;
+    const double *log_chars = held[1].view.buf;
+    float *out = held[6].view.buf;
+    float *lexical_row = PyMem_Malloc((size_t)tasks * sizeof(float));
+    if (lexical_row == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float own = (float)share, other = (float)(1.0 - share);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        const float *x = embeddings + r * dim;
+        float *logits = out + r * tasks;
+        memset(logits, 0, (size_t)tasks * sizeof(float));
+        for (Py_ssize_t j = 0; j < dim; j++) {
+            const float *row = coef + j * tasks;
+            for (Py_ssize_t t = 0; t < tasks; t++)
+                logits[t] += x[j] * row[t];
+        }
+        float length = (float)((log_chars[r] - 6.0) / 1.5);
+        for (Py_ssize_t t = 0; t < tasks; t++)
+            logits[t] = (logits[t] + length * coef[dim * tasks + t]) + intercept[t];
+        log_softmax_f32(logits, tasks);
+        if (lexical) {
+            const float *scores = (const float *)held[4].view.buf + r * tasks;
+            const float *offset = held[5].view.buf;
+            float total = 0.0f;
+            for (Py_ssize_t t = 0; t < tasks; t++) {
+                lexical_row[t] = 1.0f / (1.0f + expf(-(scores[t] + offset[t])));
+                total += lexical_row[t];
+            }
+            for (Py_ssize_t t = 0; t < tasks; t++)
+                logits[t] = own * logits[t] + other * logf(lexical_row[t] / total + 1e-9f);
+            log_softmax_f32(logits, tasks);
+        }
+        for (Py_ssize_t t = 0; t < tasks; t++)
+            logits[t] = expf(logits[t]);
+    }
+    PyMem_Free(lexical_row);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    release(held, 7);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"ascii_wordpiece_ids", ascii_wordpiece_ids, METH_VARARGS, ascii_wordpiece_ids_doc},
     {"ngram_row", ngram_row, METH_VARARGS, ngram_row_doc},
     {"token_rows_sum", token_rows_sum, METH_VARARGS, token_rows_sum_doc},
     {"tfidf_scores", tfidf_scores, METH_VARARGS, tfidf_scores_doc},
+    {"task_probabilities", task_probabilities, METH_VARARGS, task_probabilities_doc},
     {NULL, NULL, 0, NULL},
 };
 

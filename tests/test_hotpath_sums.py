@@ -1,7 +1,7 @@
 """The compiled sums (switchman/_hotpath.c) give the numpy paths' values, up to float32
 rounding: the static encoder's sum of its tokens' int8 rows on dev prompts, and the task
-classifier's tf-idf scores on the n-grams of real and generated prompts. Bad input is an
-error, never a read outside a table."""
+classifier's tf-idf scores on the n-grams of real and generated prompts and its
+probabilities. Bad input is an error, never a read outside a table."""
 
 from __future__ import annotations
 
@@ -65,6 +65,44 @@ def test_the_task_classifiers_lexical_scores_are_numpys(
         patch.setattr(task_classifier, "_hotpath", None)
         np.testing.assert_allclose(batch, classifier._lexical_scores(lexical_features(odd)),
                                    rtol=1e-5, atol=1e-6)  # scipy's batch product
+
+
+@requires_routing_data
+@pytest.mark.parametrize("lexical", [True, False], ids=["blended", "embedding-only"])
+def test_the_task_classifiers_probabilities_are_numpys(
+        lexical: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = _dev_prompts(150)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=(len(prompts), 16)).astype(np.float32)
+    features = make_features(prompts, noise / np.linalg.norm(noise, axis=1, keepdims=True),
+                             lexical=lexical)
+    classifier = TaskClassifier().fit(features, rng.integers(0, 6, len(prompts)))
+    assert classifier.reads_lexical() is lexical
+    batch = classifier.probabilities(features)
+    for i in range(0, len(prompts), 9):  # alone as in a batch, to the bit
+        assert np.array_equal(classifier.probabilities(features.rows([i]))[0], batch[i])
+    with monkeypatch.context() as patch:
+        patch.setattr(task_classifier, "_hotpath", None)
+        python = classifier.probabilities(features)
+    assert batch.dtype == python.dtype == np.float32 and batch.shape == (len(prompts), 6)
+    np.testing.assert_allclose(batch, python, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(batch.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_task_probabilities_refuse_weights_of_another_shape() -> None:
+    embeddings, log_chars = np.ones((2, 4), np.float32), np.zeros(2)
+    intercept, out = np.zeros(3, np.float32), np.empty((2, 3), np.float32)
+    with pytest.raises(ValueError, match="coef"):
+        _hotpath.task_probabilities(embeddings, log_chars, np.ones((4, 3), np.float32),
+                                    intercept, None, None, 0.4, out)  # no length row
+    with pytest.raises(ValueError, match="scores"):
+        _hotpath.task_probabilities(embeddings, log_chars, np.ones((5, 3), np.float32),
+                                    intercept, np.ones((1, 3), np.float32), intercept, 0.4,
+                                    out)
+    with pytest.raises(ValueError, match="log_chars"):
+        _hotpath.task_probabilities(embeddings, log_chars.astype(np.float32),
+                                    np.ones((5, 3), np.float32), intercept, None, None, 0.4,
+                                    out)
 
 
 def test_token_sums_refuse_ids_outside_the_table() -> None:
