@@ -48,6 +48,7 @@ class Features:
     #: Nearest training rows already found (see ``neighbours``), by (training matrix, k).
     _neighbours: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+
     @cached_property
     def reference_embeddings(self) -> np.ndarray:
         """The embeddings as a neighbour search's training matrix: float32, column-major,

@@ -124,13 +124,10 @@ class TaskClassifier:
             out = np.empty((len(features), self.coef_.shape[1]), dtype=np.float32)
             scores = (self._lexical_scores(features.lexical)
                       if self.reads_lexical() else None)
-            lexical_intercept = (None if scores is None else
-                                 np.ascontiguousarray(self.lexical_intercept_, np.float32))
             _hotpath.task_probabilities(
                 np.ascontiguousarray(features.embeddings, dtype=np.float32),
-                np.ascontiguousarray(features.log_chars, dtype=np.float64),
-                np.ascontiguousarray(self.coef_, np.float32),
-                np.ascontiguousarray(self.intercept_, np.float32), scores, lexical_intercept,
+                np.ascontiguousarray(features.log_chars, dtype=np.float64), self.coef_,
+                self.intercept_, scores, None if scores is None else self.lexical_intercept_,
                 _EMBEDDING_SHARE, out)
             return out
         log_probs = _log_softmax(features.dense() @ self.coef_ + self.intercept_)
@@ -193,12 +190,16 @@ class TaskClassifier:
         return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> TaskClassifier:
-        self.coef_ = arrays["coef"]
-        self.intercept_ = arrays["intercept"]
-        self.idf_ = arrays["idf"]
+        # float32 and C-contiguous, as fitting makes them: the compiled loops read them
+        # as they are, so they are made so once here, not per prompt
+        weights = {key: np.ascontiguousarray(value, dtype=np.float32)
+                   for key, value in arrays.items()}
+        self.coef_ = weights["coef"]
+        self.intercept_ = weights["intercept"]
+        self.idf_ = weights["idf"]
         if self.idf_.size:
-            self.lexical_coef_ = np.ascontiguousarray(arrays["lexical_coef"])
-            self.lexical_intercept_ = arrays["lexical_intercept"]
+            self.lexical_coef_ = weights["lexical_coef"]
+            self.lexical_intercept_ = weights["lexical_intercept"]
         return self
 
 
