@@ -5,13 +5,14 @@ survives a JSON round trip."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 
 from switchman.estimates import Estimates
 from switchman.learning.config import LearnerConfig
-from switchman.learning.context import Context
+from switchman.learning.context import Context, PromptProjection
 from switchman.learning.learner import OnlineLearner
 from switchman.learning.packing import pack, unpack
 from switchman.learning.replay import ReplaySettings, StreamOutcomes, replay
@@ -344,3 +345,23 @@ def test_the_expected_cost_is_the_mean_bill_not_the_geometric_one() -> None:
     older = {k: v for k, v in state.items() if not k.startswith("cost_spread")}
     assert OnlineLearner.from_state(older).posterior(context).cost[0] == pytest.approx(
         scattered.posterior(context).cost[0] / np.exp(0.5 * scattered.cost_spread[0]))
+
+
+def _splitmix64(value: int) -> int:
+    """splitmix64's finaliser in Python integers: the reference the projection must match."""
+    mask = 2**64 - 1
+    z = (value + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 2**40 + 7])
+def test_the_prompt_projection_is_splitmix64_signs_for_any_seed(seed: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a seed's wrapping product must not warn the user
+        projection = PromptProjection(DIM, 4, seed)
+    offset = (seed % 2**32) * 0x9E3779B97F4A7C15
+    for index, value in enumerate(projection.matrix.ravel()):
+        negative = _splitmix64((index + offset) & (2**64 - 1)) >> 63
+        assert value == (-0.5 if negative else 0.5)

@@ -59,8 +59,9 @@ class PromptProjection:
                              f"{input_dim}, {dim}")
         self.input_dim, self.dim, self.seed = int(input_dim), int(dim), int(seed)
         index = np.arange(input_dim * dim, dtype=np.uint64)
-        signs = (_splitmix64(index + np.uint64(seed % 2**32) * np.uint64(0x9E3779B97F4A7C15))
-                 >> np.uint64(63)).astype(np.float64)
+        # the seed's offset in Python integers: numpy warns on a wrapping scalar product
+        offset = np.uint64((seed % 2**32) * 0x9E3779B97F4A7C15 % 2**64)
+        signs = (_splitmix64(index + offset) >> np.uint64(63)).astype(np.float64)
         scale = 1.0 / np.sqrt(dim) if dim else 1.0
         self.matrix = ((1.0 - 2.0 * signs) * scale).reshape(input_dim, dim)
 
