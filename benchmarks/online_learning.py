@@ -18,7 +18,9 @@ routerbench:
   ``--orders N`` pools both over N seeded orders of each stream (a last-quarter gap is a
   few dozen answers: which prompts fall there decides much of one order's figure);
 * budget: 25% and 50% of the best single model's spend on the stream: the largest spend /
-  budget ratio over the steps and the mean quality against the best single model's;
+  budget ratio over the steps and the mean quality against the best single model's, next
+  to the router at the one fixed cost weight that spends the budget in hindsight (about
+  the best any pacing of the router's estimates can do);
 * sparse feedback: the drifts with feedback on 10% of the steps;
 * speed: the learner's decision and update p50, and the router's own single-prompt estimate.
 
@@ -358,11 +360,41 @@ def report_cold_bound(split: Split, cache: Path, family: str, baselines: list[Co
                      "closed": closed, "gaps": gaps, "gains": gains})
 
 
+def hindsight_weight(split: Split, budget: float) -> tuple[float, float]:
+    """(mean quality, spend) of the offline router at the one fixed cost weight that, known
+    in hindsight, spends the budget on this stream (by bisection on the true spend).
+
+    Maximising the estimated quality under a spend limit is a knapsack whose relaxation is
+    solved by one such weight, so this is about what pacing the router's estimates can
+    reach at best (a pacer reading the bills as they come can do a little better or
+    worse): a paced replay near it loses nothing to its pacer, and what it misses of a
+    target is the estimates'."""
+    rows = np.arange(len(split.quality))
+
+    def outcome(weight: float) -> tuple[float, float]:
+        choice = np.argmax(split.full.quality - weight * split.full.cost, axis=1)
+        return split.quality[rows, choice].mean(), split.cost[rows, choice].sum()
+
+    low, high = 0.0, 1.0
+    while outcome(high)[1] > budget and high < 1e12:
+        low, high = high, high * 4
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if outcome(middle)[1] > budget else (low, middle)
+    return outcome(high)
+
+
 def report_budget(split: Split, config: LearnerConfig, rows: list[dict]) -> None:
     best = int(np.argmax(split.quality.mean(axis=0)))
     best_quality, best_spend = split.quality[:, best].mean(), split.cost[:, best].sum()
     for share in (0.25, 0.5):
         budget = share * best_spend
+        quality, spend = hindsight_weight(split, budget)
+        print(f"  budget {share:.0%}, the router at the fixed cost weight that spends it in "
+              f"hindsight: quality {quality / best_quality:.1%} of best single (spend/budget "
+              f"{spend / budget:.3f})")
+        rows.append({"dataset": split.name, "seed": split.seed, "share": share,
+                     "learn": None, "quality ratio": quality / best_quality})
         for learn in (True, False):
             res = run(split, split.full, split.quality, split.cost, learn, budget=budget,
                       config=config, seed=split.seed)
@@ -479,6 +511,10 @@ def print_summary(rows: dict[str, list[dict]], speeds: list[dict[str, float]]) -
                              for r in group)
                   + f"; pooled {_share(group)}")
         for share in (0.25, 0.5):
+            hindsight = [r["quality ratio"] for r in rows["budget"] if r["dataset"] == name
+                         and r["share"] == share and r["learn"] is None]
+            print(f"budget {share:.0%} hindsight fixed weight (about the best pacing of "
+                  f"these estimates): quality {np.mean(hindsight):.1%} of best single")
             for learn in (True, False):
                 group = [r for r in rows["budget"] if r["dataset"] == name
                          and r["share"] == share and r["learn"] == learn]

@@ -12,8 +12,14 @@ Printed per dataset and n: AIQ and iso-quality cost ratio averaged over seeds, a
     gain recovered = mean(AIQ profiled - AIQ old) / mean(AIQ retrained - AIQ old)
 
 (the ratio of the gains averaged over seeds; it is undefined where a retrain gains nothing).
-The last row profiles the held-out models from all their answers on the training part (a
-reference, not a use case): what placing a model by profile reaches when n is no limit.
+The row "all training answers" profiles the held-out models from all their answers on the
+training part (a reference, not a use case): what placing a model by profile reaches when n
+is no limit. The two rows after it split what the selected n = 50 placement loses against
+that reference: "level known" keeps each profile's shape as placed from the n answers but
+sets its level (its mean estimate over training prompts) to the reference's; "shape known"
+keeps the reference's shape and re-reads the level from the n answers alone (the mean
+residual there). Where "shape known" falls short, the n answers do not pin a model's level
+well enough even with everything else given.
 Also: seconds to add one model from 100 prompts, and one-prompt routing latency of the
 profiled router against the same router without its profiles and the retrained one with
 as many models (whose fit may blend other estimator families: mmlupro's old router blends
@@ -28,6 +34,7 @@ Trained routers are cached under ``--cache`` (a default fit of mmlupro takes min
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -44,6 +51,10 @@ from switchman.router import Router, new_router
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routing"
 HELD_OUT = {"mmlupro": 8, "llmrouter": 3, "routerbench": 3}
 SIZES = (10, 25, 50, 100)
+#: The n at which a placement's loss is split into level and shape (the issue's target row),
+#: and the training prompts a model's level (its mean estimate) is read on.
+DECOMPOSED_AT = 50
+LEVEL_SAMPLE = 2000
 N_POINTS = 41
 
 
@@ -94,9 +105,18 @@ def run_seed(name: str, seed: int, cache: Path) -> dict:
             if (how, n) == ("selected", SIZES[-1]):
                 row["latency"] = latency(router, Router.load(old_dir), Router.load(all_dir),
                                          prompts[:200])
-    router = Router.load(old_dir)  # reference: the placement's own limit, whatever n
-    router.add_profiles(new_rows, source="all")
-    row["all answers"] = scores(router, test, prompts)
+    everything = Router.load(old_dir)  # reference: the placement's own limit, whatever n
+    everything.add_profiles(new_rows, source="all")
+    row["all answers"] = scores(everything, test, prompts)
+    picked = new_rows[new_rows["prompt_id"].isin(
+        set(Router.load(old_dir).select_prompts(DECOMPOSED_AT)["prompt_id"]))]
+    few = Router.load(old_dir)
+    few.add_profiles(picked, source="selected")
+    sample = train_df.drop_duplicates("prompt_id").sample(
+        min(LEVEL_SAMPLE, train_ids.size), random_state=seed)["prompt"].tolist()
+    row["level known"] = scores(with_levels(few, mean_estimates(everything, sample, held),
+                                            sample), test, prompts)
+    row["shape known"] = scores(level_from(everything, picked), test, prompts)
     router = Router.load(old_dir)
     one = new_rows[new_rows["model"] == held[0]]
     one = one[one["prompt_id"].isin(set(router.select_prompts(100)["prompt_id"]))]
@@ -104,6 +124,44 @@ def run_seed(name: str, seed: int, cache: Path) -> dict:
     router.add_profiles(one, source="timing")
     row["add_seconds"] = time.perf_counter() - started
     return row
+
+
+def mean_estimates(router: Router, prompts: list[str], models: list[str]) -> dict[str, float]:
+    """Each model's estimated quality averaged over ``prompts``."""
+    estimates = router.estimate(prompts)
+    return {m: float(estimates.quality[:, estimates.models.index(m)].mean()) for m in models}
+
+
+def shifted(router: Router, shifts: dict[str, float]) -> Router:
+    """``router`` with each named added model's level moved by its shift (through the
+    profile-file round trip a served profile takes; nothing else changes)."""
+    for name, shift in shifts.items():
+        file = router.profile_file(name)
+        arrays = {**file.arrays, "profile.offsets": file.arrays["profile.offsets"] + shift}
+        router.add_profile_file(dataclasses.replace(file, arrays=arrays))
+    return router
+
+
+def with_levels(router: Router, levels: dict[str, float], prompts: list[str]) -> Router:
+    """``router``'s added models as placed, each shifted so that its mean estimate over
+    ``prompts`` is its entry of ``levels``: the placement's shape with the level right."""
+    now = mean_estimates(router, prompts, list(levels))
+    return shifted(router, {m: levels[m] - now[m] for m in levels})
+
+
+def level_from(router: Router, answers: pd.DataFrame) -> Router:
+    """``router``'s added models (placed from all their answers: their true shape) with
+    each level re-read from ``answers`` alone, as their mean residual there: the best a
+    level known from those answers does with the shape given."""
+    prompts = answers.drop_duplicates("prompt_id")
+    estimates = router.estimate(prompts["prompt"].tolist())
+    row_of = {pid: i for i, pid in enumerate(prompts["prompt_id"])}
+    shifts = {}
+    for name, rows in answers.groupby("model"):
+        predicted = estimates.quality[rows["prompt_id"].map(row_of).to_numpy(),
+                                      estimates.models.index(name)]
+        shifts[str(name)] = float((rows["quality"].to_numpy() - predicted).mean())
+    return shifted(router, shifts)
 
 
 def latency(profiled: Router, bare: Router, retrained: Router,
@@ -146,6 +204,8 @@ def report(name: str, rows: list[dict]) -> None:
         for how in ("selected", "random"):
             line(f"{how} n={n}", (how, n))
     line("all training answers", "all answers")
+    line(f"level known, n={DECOMPOSED_AT}", "level known")
+    line(f"shape known, n={DECOMPOSED_AT}", "shape known")
     print(f"profile add, one model from 100 prompts: "
           f"{np.median([r['add_seconds'] for r in rows]):.3f} s (median over seeds)")
     profiled, bare, retrained = (np.median([r["latency"][i] for r in rows]) for i in range(3))
