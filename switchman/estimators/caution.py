@@ -16,7 +16,12 @@ the data cannot support. Two rules keep the stacked default honest there:
   cheaper operating points still route per prompt.
 
 Where data is plentiful the standard errors are small and both rules leave the choice
-that routes best out of fold in place.
+that routes best out of fold in place. A third rule is about serving cost, not caution:
+
+* **Least work.** Of the kept candidate and those that run a strict subset of its
+  families (and keep no more deviation) within one standard error of it, the one running
+  the fewest families is served: a blend routes no better than one of its parts when the
+  two are that close, and it costs every request every family's work.
 """
 
 from __future__ import annotations
@@ -47,13 +52,15 @@ SIGNAL_STANDARD_ERRORS = 2.0
 class Trial:
     """One candidate's out-of-fold routing: its score, the cost predictor it was scored
     with (an index into the router's), whether its top point needed the lift, its sweep's
-    picks (n_points, n_prompts) and the share of per-prompt deviation it keeps."""
+    picks (n_points, n_prompts), the share of per-prompt deviation it keeps and the
+    families it needs at serving time."""
 
     score: float
     decision: int
     lifted: bool
     picks: np.ndarray
     share: float
+    bases: frozenset[int] = frozenset()  # the families it runs (indices into the bases)
 
 
 def lift_top(predicted: np.ndarray, top: int) -> np.ndarray:
@@ -142,4 +149,35 @@ def one_standard_error(
             return name
         if lead <= STANDARD_ERRORS * spread:
             close.append(name)
-    return min(close, key=lambda name: (trials[name].share, -trials[name].score))
+    chosen = min(close, key=lambda name: (trials[name].share, -trials[name].score))
+    return leanest(chosen, trials, observed, cost, resamples)
+
+
+def leanest(chosen: str, trials: dict[str, Trial], observed: np.ndarray, cost: np.ndarray,
+            resamples: np.ndarray) -> str:
+    """``chosen``, or the candidate running the fewest families of those that run a strict
+    subset of its families, keep no more per-prompt deviation, and score within one
+    paired standard error of it (ties: less deviation, then the higher score).
+
+    Candidates that close routinely differ by less than their noise, and which of them
+    one standard error keeps can turn on the fourth decimal; a blend of every family
+    costs each routed request every family's search (routerbench: the neighbour
+    search over the training prompts is most of a prompt's estimate), so the served
+    router is the one that routes as well for the least work.
+    """
+    kept = trials[chosen]
+    chosen_boot = None
+    leaner = []
+    for name, trial in trials.items():
+        if not (trial.bases < kept.bases and trial.share <= kept.share):
+            continue
+        if chosen_boot is None:
+            chosen_boot = bootstrap_aiq(kept.picks, observed, cost, resamples)
+        spread = (chosen_boot - bootstrap_aiq(trial.picks, observed, cost, resamples)).std(
+            ddof=1)
+        if kept.score - trial.score <= STANDARD_ERRORS * spread:
+            leaner.append(name)
+    if not leaner:
+        return chosen
+    return min(leaner, key=lambda name: (len(trials[name].bases), trials[name].share,
+                                         -trials[name].score))
