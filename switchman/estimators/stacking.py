@@ -5,7 +5,7 @@ out-of-fold predictions come the candidates (a per-model non-negative least-squa
 a plain average, each base alone, and each of these shrunk part of the way toward the
 per-model prior), and the one that routes best on prompts the bases never saw is kept,
 with the caution of ``switchman.estimators.caution``: a simpler candidate within one
-standard error wins (and of those as close to it, the one running the fewest families),
+standard error wins (or one running fewer of its families that scores as well),
 and the top operating point is the best model unless per-prompt picks beat it out of
 fold. So the default learns how far to trust each family on this
 data, and on a table too small for per-prompt routing it falls back to the single models.
@@ -103,9 +103,9 @@ class StackingEstimator(QualityEstimator):
         ``sweep_score``), with decisions on each of the router's predicted costs and a
         candidate credited with the best of them; ``cost_choice_`` records which, and the
         router keeps that cost predictor. The choice is cautious (``caution``): the least
-        shrunk candidate must beat the others by a standard error, of candidates that
-        close the one running the fewest families is served, and a top point that does
-        not beat the best model is replaced by it (``top_model_``).
+        shrunk candidate must beat the others by a standard error, a candidate running
+        fewer of its families that scores as well is served instead, and a top point
+        that does not beat the best model is replaced by it (``top_model_``).
         """
         oof = self.out_of_fold(features, quality)  # (n_bases, n, m)
         candidates = self._candidates(oof, quality)
@@ -126,8 +126,8 @@ class StackingEstimator(QualityEstimator):
                      "families (AIQ of its quality-cost curve on prompts the families did "
                      "not see; higher is better, and 1 is taken off a curve that never "
                      "reaches the best single model's quality): %s; kept %r, the simplest "
-                     "within one standard error of the best (or, as close to that one, "
-                     "the one running the fewest families)%s",
+                     "within one standard error of the best (or one running fewer of its "
+                     "families that scores as well)%s",
                      {k: round(t.score, 4) for k, t in trials.items()}, self.selected_,
                      ", its top point lifted to the best model" if chosen.lifted else "")
         self.weights_, self.intercept_, _ = candidates[self.selected_]
