@@ -10,6 +10,9 @@ servers share) at each concurrency for a fixed time:
 * ``auto``: switchman, ``model`` = the prior-based ``switchman/auto``;
 * ``learned``: switchman, ``model`` = the learned router (``--router DIR``, trained with
   ``switchman train``), when one is given;
+* ``learning``: the same router learning online (``learn: true``: the learner's decision,
+  its context kept for feedback, the bill learned) under a budget (reserved before the
+  call, settled after, paced): the request path with every part this gateway has on it;
 * ``litellm``: LiteLLM's proxy to the same upstream;
 * ``python floor proxy``: benchmarks/gateway_floor_proxy.py, a pass-through on switchman's
   HTTP stack (uvicorn + aiohttp) that does nothing else: what the stack alone adds here.
@@ -132,11 +135,16 @@ def gateway_config(tmp: Path, upstream: str, router: str | None) -> Path:
                "quality_prior": q, "context_window": 128000} for n, (p, q) in zip(
                    names, prices, strict=True)]
     routers = [{"name": "switchman/auto"}]
+    budgets = []
     if router:
         routers.append({"name": "switchman/learned", "path": router})
+        routers.append({"name": "switchman/learning", "path": router, "learn": True})
+        budgets.append({"name": "bench", "usd": 1e9, "period": "day",
+                        "routers": ["switchman/learning"]})
     path = tmp / "switchman.yaml"
     path.write_text(yaml.safe_dump({
-        "models": models, "routers": routers, "log": {"path": str(tmp / "log.sqlite")},
+        "models": models, "routers": routers, "budgets": budgets,
+        "log": {"path": str(tmp / "log.sqlite")},
         "server": {"max_in_flight": 4096},
         "reliability": {"max_in_flight": 4096}}))
     return path
@@ -217,7 +225,8 @@ def main() -> int:
         config = gateway_config(tmp, upstream, args.router)
         pool = yaml.safe_load(config.read_text())["models"]
         pinned = pool[len(pool) // 2]["name"]
-        routers = ["switchman/auto", "switchman/learned"] if args.router else ["switchman/auto"]
+        routers = (["switchman/auto", "switchman/learned", "switchman/learning"] if args.router
+                   else ["switchman/auto"])
         if not args.router:
             notes.append("no --router given: no learned row")
         messages = [{"role": "system", "content": "You are terse."},

@@ -11,7 +11,7 @@ import pytest
 from redis_support import redis_server
 
 from switchman.config.budgets import BudgetConfig
-from switchman.ledger import BudgetExhausted, BudgetLedger, period_bounds
+from switchman.ledger import BudgetExhausted, BudgetLedger, PeriodClock, period_bounds
 from switchman.state import LocalStore
 from switchman.state.redis_store import RedisStore
 
@@ -70,6 +70,16 @@ def test_periods_start_again_at_utc_boundaries() -> None:
     ledger.reserve([budget], 1.0)
     clock[0] += 3600  # the next day
     ledger.reserve([budget], 1.0)
+
+
+def test_the_period_clock_gives_period_bounds_of_the_current_time() -> None:
+    start = datetime(2026, 12, 31, 22, 59, tzinfo=UTC).timestamp()
+    clock = [start]
+    periods = PeriodClock(lambda: clock[0])
+    for step in (0.0, 30.0, 30.0, 3600.0, -7200.0, 86400.0 * 40):  # on, over, back, far
+        clock[0] += step
+        for period in ("hour", "day", "month", "total"):
+            assert periods(period) == period_bounds(period, clock[0])
 
 
 def test_concurrent_reservations_on_shared_redis_never_pass_the_budget(redis_url: str) -> None:
