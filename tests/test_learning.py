@@ -255,7 +255,14 @@ def test_the_state_round_trips_through_json() -> None:
         np.testing.assert_allclose(a.cost, b.cost)
         assert learner.decide(context, 10.0).index == restored.decide(context, 10.0).index
     kept = Context.from_state(json.loads(json.dumps(contexts[0].to_state())))
-    np.testing.assert_allclose(kept.prompt, contexts[0].prompt)
+    for name in ("prompt", "quality", "cost"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(contexts[0], name))
+    assert kept.models == contexts[0].models
+    earlier = {"models": list(contexts[0].models), "prompt": pack(contexts[0].prompt),
+               "quality": pack(contexts[0].quality), "cost": pack(contexts[0].cost)}
+    np.testing.assert_array_equal(Context.from_state(earlier).cost, contexts[0].cost)
+    with pytest.raises(ValueError, match="holds 3 values"):
+        Context.from_state([contexts[0].models, pack(np.zeros(3))])
     with pytest.raises(ValueError):
         OnlineLearner.from_state({**state, "version": 99})
     with pytest.raises(ValueError):

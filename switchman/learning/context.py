@@ -32,15 +32,27 @@ class Context:
     quality: np.ndarray
     cost: np.ndarray
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-like data (packed arrays) to keep with a decision until its feedback."""
-        return {"models": list(self.models), "prompt": pack(self.prompt),
-                "quality": pack(self.quality), "cost": pack(self.cost)}
+    def to_state(self) -> list[Any]:
+        """JSON-like data to keep with a decision until its feedback: ``[models, arrays]``,
+        the arrays (prompt, quality, cost) packed as one. A gateway keeps 100,000 of these
+        in memory: as a dict of three packed arrays one took ~2.0 kB in the store (its key
+        included; 11 models, tracemalloc), this ~1.0 kB (``models`` is the router's own
+        tuple, shared by every context, not a copy)."""
+        return [self.models, pack(np.concatenate([self.prompt, self.quality, self.cost]))]
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Context:
-        return cls(tuple(state["models"]), unpack(state["prompt"], "prompt"),
-                   unpack(state["quality"], "quality"), unpack(state["cost"], "cost"))
+    def from_state(cls, state: list[Any] | dict[str, Any]) -> Context:
+        """A context from ``to_state``'s data, or from the dict an earlier version kept."""
+        if isinstance(state, dict):
+            return cls(tuple(state["models"]), unpack(state["prompt"], "prompt"),
+                       unpack(state["quality"], "quality"), unpack(state["cost"], "cost"))
+        models, packed = state
+        values = unpack(packed, "context")
+        k = len(models)
+        if values.ndim != 1 or values.size < 2 * k:
+            raise ValueError(f"learner context holds {values.size} values for {k} models")
+        dim = values.size - 2 * k
+        return cls(tuple(models), values[:dim], values[dim:dim + k], values[dim + k:])
 
 
 class PromptProjection:

@@ -145,9 +145,7 @@ class LiveLearner:
     def remember(self, response_id: str, model: str, context: Context, cost: float) -> None:
         """Keep the answered request's context for its feedback, and learn from its bill."""
         try:
-            self._store.put(_CONTEXTS, response_id,
-                            {"router": self.name, "model": model,
-                             "context": context.to_state()})
+            self._store.put(_CONTEXTS, response_id, [self.name, model, context.to_state()])
         except StoreUnavailable as exc:
             logger.warning("router %s: context of %s not kept (%s)", self.name, response_id, exc)
         if model in context.models:
@@ -205,4 +203,7 @@ def recalled(store: StateStore, response_id: str) -> tuple[str, str, Context] | 
     found = store.get(_CONTEXTS, response_id)
     if found is None:
         return None
-    return found["router"], found["model"], Context.from_state(found["context"])
+    if isinstance(found, dict):  # as an earlier version kept it
+        return found["router"], found["model"], Context.from_state(found["context"])
+    router, model, context = found
+    return router, model, Context.from_state(context)
