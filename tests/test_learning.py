@@ -262,7 +262,10 @@ def test_the_state_round_trips_through_json() -> None:
                "quality": pack(contexts[0].quality), "cost": pack(contexts[0].cost)}
     np.testing.assert_array_equal(Context.from_state(earlier).cost, contexts[0].cost)
     with pytest.raises(ValueError, match="holds 3 values"):
-        Context.from_state([contexts[0].models, pack(np.zeros(3))])
+        Context.from_state([contexts[0].models, Context((), np.zeros(3), np.zeros(0),
+                                                        np.zeros(0)).to_state()[1]])
+    with pytest.raises(ValueError, match="not packed values"):
+        Context.from_state([contexts[0].models, "@@"])
     with pytest.raises(ValueError):
         OnlineLearner.from_state({**state, "version": 99})
     with pytest.raises(ValueError):
