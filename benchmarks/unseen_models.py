@@ -100,23 +100,22 @@ def run_seed(name: str, seed: int, cache: Path) -> dict:
                   "random": rng.choice(train_ids, n, replace=False).tolist()}
         for how, ids in picked.items():
             router = Router.load(old_dir)
-            router.add_profiles(new_rows[new_rows["prompt_id"].isin(set(ids))], source=how)
+            answers = new_rows[new_rows["prompt_id"].isin(set(ids))]
+            router.add_profiles(answers, source=how)
             row[(how, n)] = scores(router, test, prompts)
+            if (how, n) == ("selected", DECOMPOSED_AT):
+                few, few_answers = router, answers  # split into level and shape below
             if (how, n) == ("selected", SIZES[-1]):
                 row["latency"] = latency(router, Router.load(old_dir), Router.load(all_dir),
                                          prompts[:200])
     everything = Router.load(old_dir)  # reference: the placement's own limit, whatever n
     everything.add_profiles(new_rows, source="all")
     row["all answers"] = scores(everything, test, prompts)
-    picked = new_rows[new_rows["prompt_id"].isin(
-        set(Router.load(old_dir).select_prompts(DECOMPOSED_AT)["prompt_id"]))]
-    few = Router.load(old_dir)
-    few.add_profiles(picked, source="selected")
     sample = train_df.drop_duplicates("prompt_id").sample(
         min(LEVEL_SAMPLE, train_ids.size), random_state=seed)["prompt"].tolist()
     row["level known"] = scores(with_levels(few, mean_estimates(everything, sample, held),
                                             sample), test, prompts)
-    row["shape known"] = scores(level_from(everything, picked), test, prompts)
+    row["shape known"] = scores(level_from(everything, few_answers), test, prompts)
     router = Router.load(old_dir)
     one = new_rows[new_rows["model"] == held[0]]
     one = one[one["prompt_id"].isin(set(router.select_prompts(100)["prompt_id"]))]
