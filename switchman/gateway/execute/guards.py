@@ -21,39 +21,31 @@ from switchman.config.reliability import (
     merged,
 )
 from switchman.gateway.execute.breaker import CircuitBreaker
-from switchman.state import LocalStore, StateStore
-
-_IN_FLIGHT = "in_flight"
+from switchman.state import StateStore
 
 
 class InFlight:
-    """How many calls are open against one upstream model (or the whole gateway).
+    """How many calls are open against one upstream model (or the whole gateway), in this
+    process: the limits are each replica's own, so the count is a plain integer the event
+    loop alone touches (a locked store entry cost four lock round trips per request)."""
 
-    The count lives in the state store (space ``in_flight``, keyed by ``name``); the
-    rejection count is this process's own, for its ``/v1/status``.
-    """
+    __slots__ = ("active", "limit", "name", "rejected")
 
-    __slots__ = ("limit", "name", "rejected", "_store")
-
-    def __init__(self, limit: int, name: str = "gateway", store: StateStore | None = None) -> None:
+    def __init__(self, limit: int, name: str = "gateway") -> None:
         self.limit = limit
         self.name = name
-        self.rejected = 0
-        self._store: StateStore = LocalStore() if store is None else store
-
-    @property
-    def active(self) -> int:
-        return self._store.add(_IN_FLIGHT, self.name, 0)
+        self.active = 0
+        self.rejected = 0  # for /v1/status
 
     def try_acquire(self) -> bool:
-        if self._store.add(_IN_FLIGHT, self.name, 1) > self.limit:
-            self._store.add(_IN_FLIGHT, self.name, -1)
+        if self.active >= self.limit:
             self.rejected += 1
             return False
+        self.active += 1
         return True
 
     def release(self) -> None:
-        self._store.add(_IN_FLIGHT, self.name, -1)
+        self.active -= 1
 
 
 def backoff_delay(policy: RetryConfig, attempt: int, retry_after: float | None,
@@ -97,11 +89,10 @@ def build_guards(config: Config, models: Iterable[PoolModel], store: StateStore,
     """A guard per model. Breakers keep their state in ``store`` (shared by replicas when it
     is Redis, so wall-clock time), in-flight counts in this process (the limits are its own)."""
     guards = {}
-    counts = LocalStore()
     for model in models:
         timeouts, retries, breaker, limit = effective(config, model)
         guards[model.name] = ModelGuard(
             timeouts, retries,
             CircuitBreaker(model.name, breaker, on_change, clock=time.time, store=store),
-            InFlight(limit, "model:" + model.name, counts))
+            InFlight(limit, "model:" + model.name))
     return guards
