@@ -98,7 +98,7 @@ class Gateway:
         self._admins = frozenset(key_id(k) for k in config.auth.admin_api_keys)
         self.local_servers: list[LocalModelServer] = []
         self.transport = Transport()
-        self.in_flight = InFlight(config.server.max_in_flight, "gateway")
+        self.in_flight = InFlight(config.server.max_in_flight)
         self.ledger = BudgetLedger(config.budgets, self.ledger_store, key_id)
         self.guards: dict[str, ModelGuard] = {}
         self.models: dict[str, PoolModel] = {m.name: m for m in config.models}

@@ -29,11 +29,10 @@ class InFlight:
     process: the limits are each replica's own, so the count is a plain integer the event
     loop alone touches (a locked store entry cost four lock round trips per request)."""
 
-    __slots__ = ("active", "limit", "name", "rejected")
+    __slots__ = ("active", "limit", "rejected")
 
-    def __init__(self, limit: int, name: str = "gateway") -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.name = name
         self.active = 0
         self.rejected = 0  # for /v1/status
 
@@ -94,5 +93,5 @@ def build_guards(config: Config, models: Iterable[PoolModel], store: StateStore,
         guards[model.name] = ModelGuard(
             timeouts, retries,
             CircuitBreaker(model.name, breaker, on_change, clock=time.time, store=store),
-            InFlight(limit, "model:" + model.name))
+            InFlight(limit))
     return guards
