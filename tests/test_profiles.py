@@ -163,6 +163,22 @@ def test_few_answers_are_shrunk_toward_the_population_as_its_spread_says() -> No
     assert 0.0 < levels[0] < 0.01 < levels[1]  # models that stray little are believed less
 
 
+def test_a_bent_seen_on_a_few_answers_of_a_task_is_mostly_doubted() -> None:
+    # Tasks 0 and 1 show the same bent (0.4 above what the mixture expects), task 0 on
+    # three answers, task 1 on sixty; task 2 (sixty) shows none. Inner splits found a
+    # few answers on a task say little about a model's bent there (see _TASK_SHRINKAGE).
+    rng = np.random.default_rng(7)
+    counts = [3, 60, 60]
+    trained = np.clip(_population(rng, sum(counts), 6), 0, 1)
+    task = np.repeat(np.arange(3), counts)
+    observed = trained.mean(axis=1) + np.where(task < 2, 0.4, 0.0)
+    features = Features(np.zeros((task.size, 4), np.float32), np.zeros(task.size),
+                        task_probs=np.eye(3)[task])
+    residuals = fit_profile("new", "t", observed, trained, features).task_residuals
+    assert residuals is not None
+    assert 0.0 < residuals[0] < 0.3 * residuals[1]
+
+
 def test_cost_model_reprices_and_appends_columns() -> None:
     rng = np.random.default_rng(3)
     n = 50
